@@ -113,4 +113,4 @@ def evaluate_model(
     from privacy_ray.model.training import evaluate
 
     clf = Classifier(model_dir, settings)
-    return evaluate(clf.bundle, data, clf.encoder)
+    return evaluate(clf.bundle, data, clf.encoder, clf.settings.classifier.abstain_threshold)

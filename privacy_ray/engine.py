@@ -59,16 +59,23 @@ def init_ray(runtime: RuntimeConfig, address: str | None = None) -> dict[str, An
 
 
 class StatsCollector:
-    """Accumulates per-stage :class:`StageStats`; run as one actor per pipeline run."""
+    """Accumulates per-stage :class:`StageStats` and the nodes each stage ran on; run as one
+    actor per pipeline run."""
 
     def __init__(self) -> None:
         self._stats: dict[str, StageStats] = {}
+        self._nodes: dict[str, set[str]] = {}
 
-    def record(self, stage: str, stats: StageStats) -> None:
+    def record(self, stage: str, stats: StageStats, node_id: str | None = None) -> None:
         self._stats.setdefault(stage, StageStats()).add(stats)
+        if node_id:
+            self._nodes.setdefault(stage, set()).add(node_id)
 
     def snapshot(self) -> dict[str, StageStats]:
         return dict(self._stats)
+
+    def nodes(self) -> dict[str, list[str]]:
+        return {stage: sorted(ids) for stage, ids in self._nodes.items()}
 
 
 def start_stats_collector():  # -> ActorHandle
@@ -80,9 +87,10 @@ def start_stats_collector():  # -> ActorHandle
 class _StageRunner:
     """Runs one stage over a batch and reports its counts; subclassed per stage for naming."""
 
-    def __init__(self, stage: Stage, collector: Any = None) -> None:
+    def __init__(self, stage: Stage, collector: Any = None, pipeline: str = "main") -> None:
         self._stage = stage
         self._collector = collector
+        self._pipeline = pipeline
         self._ready = False
 
     def _ensure_setup(self) -> None:
@@ -93,18 +101,23 @@ class _StageRunner:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         self._ensure_setup()
         out, stats = apply_stage(self._stage, batch)
+        from privacy_ray import metrics
+
+        metrics.record_stage_batch(self._pipeline, self._stage.name, stats.rows_in,
+                                   stats.quarantined, stats.seconds)
         if self._collector is not None:
             import ray
 
-            ray.get(self._collector.record.remote(self._stage.name, stats))
+            node = ray.get_runtime_context().get_node_id()
+            ray.get(self._collector.record.remote(self._stage.name, stats, node))
         return out
 
 
 class _ActorStageRunner(_StageRunner):
     """Actor-pool variant: loads the stage's state in the actor's constructor."""
 
-    def __init__(self, stage: Stage, collector: Any = None) -> None:
-        super().__init__(stage, collector)
+    def __init__(self, stage: Stage, collector: Any = None, pipeline: str = "main") -> None:
+        super().__init__(stage, collector, pipeline)
         self._ensure_setup()
 
 
@@ -123,7 +136,11 @@ def ray_remote_args(resources: StageResources) -> dict[str, Any]:
 
 
 def apply(
-    ds: ray.data.Dataset, stage: Stage, resources: StageResources, collector: Any = None
+    ds: ray.data.Dataset,
+    stage: Stage,
+    resources: StageResources,
+    collector: Any = None,
+    pipeline: str = "main",
 ) -> ray.data.Dataset:
     """Append ``stage`` to ``ds`` as a task or an actor pool, per its declared resources."""
     from ray.data import ActorPoolStrategy
@@ -135,9 +152,9 @@ def apply(
         max_size = max(resources.max_actors, resources.min_actors)
         return ds.map_batches(
             runner_cls,
-            fn_constructor_kwargs={"stage": stage, "collector": collector},
+            fn_constructor_kwargs={"stage": stage, "collector": collector, "pipeline": pipeline},
             compute=ActorPoolStrategy(min_size=resources.min_actors, max_size=max_size),
             **common,
         )
-    runner = _named(_StageRunner, stage.name)(stage, collector)
+    runner = _named(_StageRunner, stage.name)(stage, collector, pipeline)
     return ds.map_batches(runner, **common)

@@ -199,14 +199,58 @@ def _read_jsonl_files(batch: dict[str, Any]) -> pd.DataFrame:
 
 
 def _conform(batch: pd.DataFrame, column_map: dict[str, str]) -> pd.DataFrame:
-    """Rename mapped columns, add missing optional ones, and keep values as Python objects."""
+    """Rename mapped columns, add missing optional ones, and make every column Arrow-safe.
+
+    Ray Data stores batches as Arrow, which cannot hold a column mixing strings with numbers or
+    bytes. So every record column becomes text (timestamps in ISO form), and a ``text`` that is
+    not a string is quarantined here (``text_not_string`` / ``text_invalid_utf8``) with its
+    ``repr`` kept for the quarantine output.
+    """
     if column_map:
         batch = batch.rename(columns=column_map)
     for col in SOURCE_COLUMNS:
         if col not in batch.columns:
             batch[col] = None
-    out = batch[list(SOURCE_COLUMNS)].astype(object)
-    return out.where(pd.notna(out), None)
+    out = pd.DataFrame(
+        {c: [None if _is_missing(v) else v for v in batch[c].tolist()] for c in SOURCE_COLUMNS},
+        dtype=object,
+    )
+    reasons = list(out["quarantine_reason"])
+    texts = list(out["text"])
+    for i, value in enumerate(texts):
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, bytes | bytearray):
+            try:
+                texts[i] = bytes(value).decode("utf-8")
+                continue
+            except UnicodeDecodeError:
+                code = "text_invalid_utf8"
+        else:
+            code = "text_not_string"
+        texts[i] = repr(value)[:200]
+        reasons[i] = f"{reasons[i]};{code}" if reasons[i] else code
+    out["text"] = texts
+    out["quarantine_reason"] = reasons
+    for col in SOURCE_COLUMNS:
+        if col in ("text", "quarantine_reason"):
+            continue
+        out[col] = [None if v is None else _as_text(v) for v in out[col]]
+    return out
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NaT or value is pd.NA:
+        return True
+    return isinstance(value, float) and value != value
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
 
 
 def file_source(

@@ -29,6 +29,18 @@ def _isolated_config(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("PRIVACY_RAY_CLASSIFIER__CACHE_DIR", str(cache))
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+#: Prometheus port of the session's Ray (tests/test_metrics.py scrapes it).
+METRICS_PORT = _free_port()
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for every test that needs it (2 CPUs: this is a 2-core machine)."""
@@ -41,6 +53,7 @@ def ray_session():
             object_store_memory=300 * 1024 * 1024,
             logging_level="ERROR",
             log_to_driver=False,
+            _metrics_export_port=METRICS_PORT,
         )
     import ray.data
 

@@ -118,6 +118,7 @@ def test_abstain_threshold_is_honoured(tiny_model_dir):
     assert out["abstain"].all()
 
 
+@pytest.mark.slow
 def test_missing_and_corrupted_model_dirs(tmp_path, tiny_model_dir):
     with pytest.raises(ModelError, match="does not exist"):
         load_bundle(tmp_path / "nope")
@@ -131,6 +132,7 @@ def test_missing_and_corrupted_model_dirs(tmp_path, tiny_model_dir):
         load_bundle(broken)
 
 
+@pytest.mark.slow
 def test_version_and_embedder_mismatch(tmp_path, tiny_model_dir):
     d = tmp_path / "m"
     shutil.copytree(tiny_model_dir, d)
@@ -145,3 +147,43 @@ def test_version_and_embedder_mismatch(tmp_path, tiny_model_dir):
     (d / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="format 99"):
         load_bundle(d)
+
+
+@pytest.mark.slow
+def test_evaluate_json_schema_and_values(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from privacy_ray.cli import app
+
+    rows = [{"text": "Please delete my account and all my personal data", "label":
+             "deletion_request"},
+            {"text": "where is my parcel, it is late", "label": "none"},
+            {"text": "my card has not arrived", "label": "none"}]
+    f = tmp_path / "eval.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(f), "--model", str(tiny_model_dir),
+                                   "--json", "--report", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["n"] == 3
+    assert set(out["per_label"]) == set(LABELS)
+    assert out["per_label"]["none"]["support"] == 2
+    matrix = np.asarray(out["confusion_matrix"]["matrix"])
+    assert out["confusion_matrix"]["labels"] == list(LABELS) and matrix.sum() == 3
+    assert abs(out["accuracy"] - np.trace(matrix) / 3) < 1e-9
+    assert 0 <= out["macro_f1"] <= 1
+    assert (tmp_path / "rep" / "confusion_matrix.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_classify_cli_prints_json_per_message(tiny_model_dir):
+    from typer.testing import CliRunner
+
+    from privacy_ray.cli import app
+
+    res = CliRunner().invoke(app, ["classify", "I want a copy of all data you hold about me",
+                                   "--model", str(tiny_model_dir)])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    assert row["label"] in LABELS and set(row["probabilities"]) == set(LABELS)
+    assert isinstance(row["abstain"], bool)

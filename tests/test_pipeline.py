@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
-def run_cli(*args: str) -> dict:
-    res = runner.invoke(app, ["run", "--json", *args])
+def run_cli(*args: str, env: dict | None = None) -> dict:
+    res = runner.invoke(app, ["run", "--json", *args], env=env)
     assert res.exit_code == 0, f"{res.output}\n{res.exception!r}"
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -49,7 +49,7 @@ def test_synthetic_run_writes_a_complete_run_folder(ray_session, tiny_model_dir,
         "embed",
         "validate_derived",
         "classify",
-    ]
+    }
     assert stats["validate_raw"]["rows_in"] == 200
     table = pq.read_table(run_dir / "messages")
     assert table.num_rows == summary["records_out"]
@@ -62,9 +62,16 @@ def test_synthetic_run_writes_a_complete_run_folder(ray_session, tiny_model_dir,
     assert not df["text"].str.contains(r"[\w.+-]+@[\w-]+\.[\w.]+", regex=True).any()
     assert {p.name.split("=")[0] for p in (run_dir / "messages").iterdir()} == {"date"}
     assert summary["embedding_quality"]["non_finite"] == 0
+    assert 0 <= summary["quality_score"] <= 100 and summary["quality"]["gate"] != "failed"
+    assert (run_dir / "quality_report.html").stat().st_size > 1000
+    events = [json.loads(line) for line in (run_dir / "lineage.jsonl").read_text().splitlines()]
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    outputs = {o["name"].rsplit("/", 1)[-1]: o for o in events[-1]["outputs"]}
+    assert outputs["messages"]["outputFacets"]["outputStatistics"]["rowCount"] == 200
+    assert "embedding" in outputs["messages"]["facets"]["columnLineage"]["fields"]
 
 
-def test_bad_rows_are_quarantined_not_lost(ray_session, tiny_model_dir, tmp_path):
+def bad_rows_file(tmp_path: Path) -> Path:
     good = {
         "conversation_id": "c",
         "user_id": "u",
@@ -90,9 +97,14 @@ def test_bad_rows_are_quarantined_not_lost(ray_session, tiny_model_dir, tmp_path
     raw += "\n".join(lines[3:]).encode() + b'\n{"message_id": "u8", "text": "\xff\xfe"}\n'
     path = tmp_path / "in.jsonl"
     path.write_bytes(raw)
-    summary = run_cli(
-        "--input", str(path), "--output", str(tmp_path / "out"), "--model", str(tiny_model_dir)
-    )
+    return path
+
+
+def test_bad_rows_are_quarantined_not_lost(ray_session, tiny_model_dir, tmp_path):
+    path = bad_rows_file(tmp_path)
+    relaxed = {"PRIVACY_RAY_QUALITY__MAX_QUARANTINE_SHARE": "1.0"}
+    summary = run_cli("--input", str(path), "--output", str(tmp_path / "out"),
+                      "--model", str(tiny_model_dir), env=relaxed)
     assert summary["records_in"] == 17
     assert summary["records_out"] == 5 and summary["records_quarantined"] == 12
     assert summary["reconciled"]
@@ -151,3 +163,19 @@ def test_csv_with_embedded_newlines_and_quotes(ray_session, tiny_model_dir, tmp_
     out = pq.read_table(Path(summary["run_dir"]) / "messages").to_pandas()
     assert sorted(out["message_id"]) == ["a", "b"]
     assert "\n" in out.set_index("message_id").loc["a", "text"]
+
+
+def test_quality_gate_fails_the_run_with_exit_3(ray_session, tiny_model_dir, tmp_path):
+    from privacy_ray.errors import QualityGateError
+
+    path = bad_rows_file(tmp_path)
+    res = runner.invoke(app, ["run", "--json", "--input", str(path), "--output",
+                              str(tmp_path / "out"), "--model", str(tiny_model_dir)])
+    assert isinstance(res.exception, QualityGateError), res.output
+    assert res.exception.exit_code == 3 and "quarantine_share" in str(res.exception)
+    (run_dir,) = (tmp_path / "out" / "runs").iterdir()
+    assert (run_dir / "_INCOMPLETE").exists() and not (run_dir / "_SUCCESS").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["complete"] is False and summary["reconciled"] is True
+    events = [json.loads(line) for line in (run_dir / "lineage.jsonl").read_text().splitlines()]
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]

@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
             )
         settings, model_dir = _resolve_model_dir(model, config)
         clf = Classifier(model_dir, settings)
-        result = run_eval(clf.bundle, df, clf.encoder)
+        result = run_eval(clf.bundle, df, clf.encoder, settings.classifier.abstain_threshold)
         result["model_dir"] = str(model_dir)
         if report:
             from privacy_ray.model.reports import write_evaluation_report

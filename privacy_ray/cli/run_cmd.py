@@ -78,3 +78,24 @@ def register(app: typer.Typer) -> None:
             echo_json(result.to_summary())
         elif not quiet:
             typer.echo(summary_table(result.to_summary()))
+
+    @app.command("stages", help=STAGES_HELP)
+    def stages(config: ConfigOption = None) -> None:
+        from privacy_ray.pipelines.main import stage_names
+
+        settings = load(config).settings
+        for name, description in stage_names().items():
+            mark = "*" if name in settings.pipeline.stages else " "
+            r = settings.resources_for(name)
+            typer.echo(f"{mark} {name:<17} {description}  [cpus {r.num_cpus}, gpus {r.num_gpus}, "
+                       f"batch {r.batch_size}]")
+
+
+STAGES_HELP = """List the main pipeline's stages (* = enabled by pipeline.stages) and resources.
+
+Examples:
+
+  privacy-ray stages
+
+  PRIVACY_RAY_PIPELINE__STAGES='[validate_raw, normalize, features, redact]' privacy-ray stages
+"""

@@ -239,11 +239,29 @@ def embed_texts(bundle: ModelBundle, encoder: SentenceEncoder, texts: pd.Series)
     return np.hstack([encoder.encode(texts.tolist()), bundle.project(texts)]).astype(np.float32)
 
 
-def evaluate(bundle: ModelBundle, data: pd.DataFrame, encoder: SentenceEncoder) -> dict[str, Any]:
-    """Metrics of ``bundle`` on labelled ``data`` (text, label)."""
+def evaluate(bundle: ModelBundle, data: pd.DataFrame, encoder: SentenceEncoder,
+             abstain_threshold: float = 0.5) -> dict[str, Any]:
+    """Metrics of ``bundle`` on labelled ``data`` (text, label).
+
+    Besides the usual scores: the abstain rate at ``abstain_threshold`` and the precision on
+    request labels among the predictions that were not abstained (what reaches a deadline
+    workflow without a human look).
+    """
+    from privacy_ray.config import REQUEST_LABELS
+
     feats, texts = prepare_texts(data["text"])
-    pred = _predict_labels(bundle, encoder.encode(texts.tolist()), feats, texts)
-    return metrics(data["label"].astype(str).to_numpy(), pred)
+    emb = np.hstack([encoder.encode(texts.tolist()), bundle.project(texts)])
+    proba = bundle.predict_proba(emb, feats)
+    pred = np.asarray(LABELS, dtype=object)[proba.argmax(axis=1)]
+    truth = data["label"].astype(str).to_numpy()
+    result = metrics(truth, pred)
+    kept = proba.max(axis=1) >= abstain_threshold
+    requested = kept & np.isin(pred, REQUEST_LABELS)
+    result["abstain_threshold"] = abstain_threshold
+    result["abstain_rate"] = float(1 - kept.mean()) if len(kept) else 0.0
+    result["request_precision_non_abstained"] = (
+        float((pred[requested] == truth[requested]).mean()) if requested.any() else None)
+    return result
 
 
 # --------------------------------------------------------------------------- default model

@@ -290,7 +290,7 @@ def run_conversations(
         ]
         for stage in stages:
             res = embed_res if stage.stateful else settings.resources_for("normalize")
-            ds = apply(ds, stage, res, collector)
+            ds = apply(ds, stage, res, collector, pipeline="conversations")
         done = ds.materialize()
         stage_stats = ray.get(collector.snapshot.remote())
         rows_in = stage_stats.get(stages[0].name, StageStats()).rows_in
@@ -313,7 +313,7 @@ def run_conversations(
             "skipped_other_day": counts["skipped"], "reconciled": rows_in == total,
             "quarantine_reasons": counts["reasons"], "intents": counts["intents"],
             "seconds": round(time.perf_counter() - started, 2),
-            "store_version": store_summary.get("store_version") or store_summary.get("version"),
+            "store_version": store_summary.get("store_version"),
             "store_count": store_summary.get("count"), "ray": ray_info,
             "stage_seconds": {k: round(v.seconds, 3) for k, v in stage_stats.items()},
         }
@@ -334,6 +334,12 @@ def run_conversations(
         output_dataset(f"{folder.uri}/quarantine", row_count=counts["quarantined"])])
     lineage.close()
     folder.mark(complete=True)
+    from privacy_ray import metrics
+
+    metrics.record_run("conversations", summary)
+    if store_summary.get("per_shard"):
+        metrics.record_store(store_path, {shard: e["count"]
+                                          for shard, e in store_summary["per_shard"].items()})
     return summary
 
 

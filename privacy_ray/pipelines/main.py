@@ -227,6 +227,9 @@ def run_pipeline(
     result.extra["lineage"] = lineage.stats()
     lineage.close()
     folder.write_json("summary.json", result.to_summary())
+    from privacy_ray import metrics
+
+    metrics.record_run("main", result.to_summary())
     return result
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -284,6 +285,15 @@ class ShardSearcher(_Retrying):
         await asyncio.to_thread(self.holder.canary, None)
 
 
+@functools.lru_cache(maxsize=50_000)
+def _redact_snippet(snippet: str) -> str:
+    """Snippets are stored redacted; redacting again on the way out costs ~60 us, so popular
+    snippets are remembered."""
+    from privacy_ray.text import redact
+
+    return redact(snippet)
+
+
 async def _awaited(response: Any) -> Any:
     return await response
 
@@ -335,8 +345,11 @@ class Ingress:
         self.store_error: str | None = None
         self.reload_error: str | None = None
         self._reload_lock = asyncio.Lock()
-        self._search_batch.set_max_batch_size(self.opts.search_batch_max_size)
-        self._search_batch.set_batch_wait_timeout_s(self.opts.search_batch_wait_s)
+        self._search_batched = serve.batch(
+            max_batch_size=self.opts.search_batch_max_size,
+            batch_wait_timeout_s=self.opts.search_batch_wait_s,
+            max_concurrent_batches=self.opts.search_max_concurrent_batches,
+        )(self._search_batch)
         self._models: dict[str, Any] = {}
         self.query_model = await asyncio.to_thread(self._query_model)
         await self._load_initial()
@@ -544,7 +557,7 @@ class Ingress:
                            "fix embedding.model")
         started = time.perf_counter()
         filters = req.filters.to_store() if req.filters is not None else None
-        result = await self._search_batch(_Query(req.text, req.vector, req.k, filters))
+        result = await self._search_batched(_Query(req.text, req.vector, req.k, filters))
         if isinstance(result, _Failed):
             raise ApiError(result.status, result.code, result.message)
         version, hits = result
@@ -553,9 +566,9 @@ class Ingress:
                 "hits": [{"conversation_id": h[1], "score": h[0], "date": h[2], "channel": h[3],
                           "intent": h[4], "confidence": h[5], "snippet": h[6]} for h in hits]}
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002, max_concurrent_batches=4)
     async def _search_batch(self, queries: list[_Query]) -> list[Any]:
-        """One encode call for the batch's texts, one call per shard for all its vectors."""
+        """One encode call for the batch's texts, one call per shard for all its vectors
+        (wrapped with ``serve.batch`` per replica, with the configured sizes)."""
         import pandas as pd
 
         from privacy_ray.serve.shards import merge_hits
@@ -604,9 +617,7 @@ class Ingress:
         merged = merge_hits([r[1] for r in results], ks)
         used = min(int(r[0]) for r in results)
         if self.opts.redact_snippets:
-            from privacy_ray.text import redact
-
-            merged = [[h[:6] + (redact(h[6]) if h[6] else h[6],) for h in hits]
+            merged = [[h[:6] + (_redact_snippet(h[6]) if h[6] else h[6],) for h in hits]
                       for hits in merged]
         for j, i in enumerate(live):
             out[i] = (used, merged[j])

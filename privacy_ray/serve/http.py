@@ -91,19 +91,25 @@ def summarize_errors(errors: list[dict[str, Any]]) -> str:
 
 
 class GuardMiddleware:
-    """Outermost user middleware: times every request for the metrics and turns any exception
-    that escaped the app into a JSON 500 (the traceback is logged, never sent)."""
+    """Outermost user middleware: enforces the body size limit (413, from Content-Length before
+    anything is read, else while reading), times every request for the metrics, and turns any
+    exception that escaped the app into a JSON 500 (the traceback is logged, never sent)."""
 
-    def __init__(self, app: ASGIApp, observe: Any = None) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, observe: Any = None) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.observe = observe
+
+    def _too_large(self) -> ApiError:
+        return ApiError(413, "body_too_large",
+                        f"request body is larger than {self.max_body_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        state = {"status": 500, "sent": False}
+        state = {"status": 500, "sent": False, "received": 0}
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -111,8 +117,20 @@ class GuardMiddleware:
                 state["sent"] = True
             await send(message)
 
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.max_body_bytes:
+                    raise self._too_large()  # FastAPI answers it through the handler
+            return message
+
         try:
-            await self.app(scope, receive, send_wrapper)
+            if _content_length(scope) > self.max_body_bytes:
+                err = self._too_large()
+                await error_response(413, err.code, err.message)(scope, receive, send_wrapper)
+                return
+            await self.app(scope, limited_receive, send_wrapper)
         except Exception:
             request_id = uuid.uuid4().hex[:16]
             log.exception("unhandled error in %s %s (request %s)", scope.get("method"),
@@ -128,6 +146,16 @@ class GuardMiddleware:
                 self.observe(endpoint_label(scope.get("path", ""), scope.get("root_path", "")),
                              scope.get("method", ""), state["status"],
                              time.perf_counter() - started)
+
+
+def _content_length(scope: Scope) -> int:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
 
 
 def create_http_app(
@@ -148,7 +176,6 @@ def create_http_app(
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
-        max_body_size=options.max_body_bytes,
         responses={422: {"model": ErrorBody}},
     )
 
@@ -164,11 +191,9 @@ def create_http_app(
                                   exc.headers)
         code = _ERROR_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        if exc.status_code == 413:
-            message = f"request body is larger than {options.max_body_bytes} bytes"
         return error_response(exc.status_code, code, message, headers=exc.headers)
 
-    app.add_middleware(GuardMiddleware, observe=observe)
+    app.add_middleware(GuardMiddleware, max_body_bytes=options.max_body_bytes, observe=observe)
     if options.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

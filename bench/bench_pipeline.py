@@ -1,0 +1,421 @@
+"""One pipeline measurement per process: the units ``bench/run.py`` is built from.
+
+Each subcommand measures one thing in a fresh process (a fresh embedded Ray where Ray is
+involved) and writes its figures as JSON, so measurements never share a Ray session, a warm
+model or a heap:
+
+    python bench/bench_pipeline.py model --out /tmp/m.json
+    python bench/bench_pipeline.py pipeline --n 2000 --cpus 2 --model-dir DIR --out /tmp/p.json \\
+        --save-texts /tmp/texts.parquet --ray-stats
+    python bench/bench_pipeline.py pipeline --n 20000 --quality off \\
+        --stages validate_raw,normalize,features,redact --out /tmp/t.json
+    python bench/bench_pipeline.py encode --texts /tmp/texts.parquet --sample 3000 \\
+        --threads all,1 --out /tmp/e.json
+    python bench/bench_pipeline.py loop --n 20000 --stages validate_raw,normalize,features,redact \\
+        --out /tmp/l.json
+
+``pipeline`` runs :func:`privacy_ray.pipelines.main.run_pipeline` on generated messages with
+the committed ``config.yaml`` plus the given overrides, while a thread samples the memory and
+CPU time of every process of the Ray session (driver, raylet, GCS, workers).
+``encode`` is the bare-encoder baseline: ``SentenceEncoder.encode`` on a random sample of the
+redacted texts a pipeline run wrote, with the configured batch size. ``loop`` is the no-Ray
+baseline: the same generator, stage objects and sink function called in a plain pandas loop in
+this one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import BENCH_CACHE, ProcessTreeMonitor, load_average, log  # noqa: E402
+
+TEXT_STAGES = ("validate_raw", "normalize", "features", "redact")
+MODEL_STAGES = ("embed", "classify")
+BENCH_MODEL_MESSAGES = 2000
+
+
+def _settings(overrides: dict[str, Any]):
+    """The committed config.yaml plus ``overrides``; the caller's environment is ignored so a
+    stray ``PRIVACY_RAY_*`` variable cannot change what is measured."""
+    from privacy_ray.config import load_config
+
+    return load_config(path=str(ROOT / "config.yaml"), overrides=overrides, environ={})
+
+
+def _write(out: Path, result: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
+
+
+# --------------------------------------------------------------------------- model
+
+
+def bench_model_dir() -> Path:
+    """Where the benchmark's small classifier lives: keyed by the embedding model's weights so
+    a different model never reuses it."""
+    from privacy_ray.model.embedder import model_fingerprint
+
+    return BENCH_CACHE / f"pipeline-model-{model_fingerprint('all-MiniLM-L6-v2')}"
+
+
+def cmd_model(args: argparse.Namespace) -> dict[str, Any]:
+    """Train (once) a logistic-regression bundle on 2,000 generated messages.
+
+    The default model (``ensure_model``) trains every family on 12,000 messages, about four
+    minutes here; the pipeline's throughput depends on the embedding, the TF-IDF-SVD projector
+    (same dimension) and one classifier call per batch, not on how well the classifier was fit.
+    """
+    target = Path(args.dir) if args.dir else bench_model_dir()
+    started = time.perf_counter()
+    trained = False
+    if not (target / "metadata.json").is_file():
+        from privacy_ray.model.classifier import save_bundle
+        from privacy_ray.model.training import train
+        from privacy_ray.synth import generate_messages
+
+        log(f"training the benchmark classifier once into {target} ...")
+        settings = _settings({}).settings
+        bundle, _ = train(
+            generate_messages(BENCH_MODEL_MESSAGES, seed=7), settings, families=("logreg",)
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        save_bundle(bundle, tmp)
+        tmp.rename(target)
+        trained = True
+    return {
+        "model_dir": str(target),
+        "trained_now": trained,
+        "training_messages": BENCH_MODEL_MESSAGES,
+        "family": "logreg",
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def _stage_table(result: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, st in result.stages.items():
+        out[name] = {
+            "seconds": round(st.seconds, 3),
+            "rows_in": st.rows_in,
+            "batches": st.batches,
+            "quarantined": st.quarantined,
+            "records_per_s_in_stage": round(st.rows_in / st.seconds, 1) if st.seconds else None,
+        }
+        if name == "embed" and st.sums.get("embedding_rows"):
+            out[name]["embedding_rows"] = int(st.sums["embedding_rows"])
+    return out
+
+
+def _save_texts(run_dir: str, dest: Path) -> int:
+    """The redacted ``text`` column of a run's output, for the encoder baseline."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    table = pads.dataset(f"{run_dir}/messages", format="parquet", partitioning="hive").to_table(
+        columns=["text"]
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"text": table.column("text")}), dest)
+    return table.num_rows
+
+
+def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+
+    from privacy_ray.pipelines.main import run_pipeline
+
+    stages = args.stages.split(",") if args.stages else None
+    output_dir = Path(args.output_dir or tempfile.mkdtemp(prefix="bench-pipeline-"))
+    overrides: dict[str, Any] = {
+        "pipeline.n_messages": args.n,
+        "pipeline.output_dir": str(output_dir),
+        "pipeline.stages": stages,
+        "quality.enabled": {"on": True, "off": False}.get(args.quality),
+        "runtime.ray_num_cpus": args.cpus,
+        "classifier.model_dir": args.model_dir,
+    }
+    resolved = _settings(overrides)
+    settings = resolved.settings
+    monitor = ProcessTreeMonitor(interval_s=args.interval_s).start()
+    marks: dict[str, float] = {}
+
+    def progress(msg: str) -> None:
+        # run_pipeline says "run <id>: reading <uri>" once Ray is up and the source is built.
+        if msg.startswith("run ") and ": reading" in msg and "reading" not in marks:
+            monitor.sample()
+            marks["reading"] = time.perf_counter()
+            marks["cpu_at_reading"] = monitor.cpu_seconds()
+
+    load_before = load_average()
+    started = time.perf_counter()
+    try:
+        result = run_pipeline(resolved, progress=progress)
+        ended = time.perf_counter()
+        monitor.sample()
+        cpu_total = monitor.cpu_seconds()
+        cluster_cpus = ray.cluster_resources().get("CPU")
+    finally:
+        ray.shutdown()
+        mem = monitor.stop()
+    summary = result.to_summary()
+    reading = marks.get("reading", started)
+    e2e_s = ended - reading
+    out: dict[str, Any] = {
+        "n_messages": args.n,
+        "stages_configured": settings.pipeline.stages,
+        "quality_enabled": settings.quality.enabled,
+        "ray_num_cpus": settings.runtime.ray_num_cpus,
+        "ray_cluster_cpus": cluster_cpus,
+        "complete": result.complete,
+        "reconciled": summary["reconciled"],
+        "records_in": result.rows_in,
+        "records_out": result.rows_out,
+        "records_quarantined": result.rows_quarantined,
+        "pipeline_s": round(result.seconds, 3),
+        "e2e_s": round(e2e_s, 3),
+        "startup_s": round(reading - started, 3),
+        "wall_s": round(ended - started, 3),
+        "records_per_s": round(result.rows_in / e2e_s, 2) if e2e_s > 0 else None,
+        "records_per_s_pipeline_only": round(result.records_per_second, 2),
+        "cpu_seconds_run": round(cpu_total - marks.get("cpu_at_reading", 0.0), 2),
+        "stages": _stage_table(result),
+        "embedding_quality": summary.get("embedding_quality"),
+        "quality_score": summary.get("quality_score"),
+        "memory": mem,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "resources": {
+            name: settings.resources_for(name).model_dump()
+            for name in ("read", *settings.pipeline.stages, "write")
+        },
+        "embedding_batch_size": settings.embedding.cpu_batch_size,
+        "timing_note": "e2e_s: from the source being ready (Ray up, model bundle loaded) to "
+        "run_pipeline returning, so it includes the quality report and lineage; pipeline_s is "
+        "RunResult.seconds (stream through the sink only)",
+    }
+    if args.ray_stats:
+        stats_path = Path(result.run_dir) / "stats.json"
+        if stats_path.is_file():
+            out["ray_data_stats"] = json.loads(stats_path.read_text("utf-8")).get(
+                "ray_data_stats", ""
+            )
+    if args.save_texts:
+        out["saved_texts"] = _save_texts(result.run_dir, Path(args.save_texts))
+    if not args.keep_output:
+        shutil.rmtree(output_dir, ignore_errors=True)
+    return out
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def cmd_encode(args: argparse.Namespace) -> dict[str, Any]:
+    """Bare ``SentenceEncoder.encode`` on a random sample of the pipeline's redacted texts."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    import torch
+
+    from privacy_ray.model.embedder import SentenceEncoder
+
+    texts = pq.read_table(args.texts, columns=["text"]).column("text").to_pylist()
+    texts = [t or "" for t in texts]
+    if args.sample and args.sample < len(texts):
+        rng = np.random.default_rng(args.seed)
+        picked = rng.choice(len(texts), size=args.sample, replace=False)
+        sample = [texts[i] for i in picked]
+    else:
+        sample = texts
+    cfg = _settings({}).settings.embedding
+    default_threads = torch.get_num_threads()
+    encoder = SentenceEncoder.from_config(cfg).load()
+    runs = {}
+    for spec in args.threads.split(","):
+        threads = default_threads if spec == "all" else int(spec)
+        torch.set_num_threads(threads)
+        encoder.encode(sample[:32])  # warm-up: first-call allocations, kernel selection
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        vectors = encoder.encode(sample)
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        runs[spec] = {
+            "torch_threads": torch.get_num_threads(),
+            "texts": len(sample),
+            "seconds": round(wall, 3),
+            "cpu_seconds": round(cpu, 2),
+            "records_per_s": round(len(sample) / wall, 2),
+            "dim": int(vectors.shape[1]),
+        }
+        log(f"encode threads={spec}: {runs[spec]['records_per_s']} texts/s")
+    return {
+        "texts_available": len(texts),
+        "sample": len(sample),
+        "mean_chars": round(float(np.mean([len(t) for t in sample])), 1),
+        "batch_size": encoder.batch_size,
+        "long_text_policy": cfg.long_text_policy,
+        "torch_default_threads": default_threads,
+        "runs": runs,
+        "load_average_after": load_average(),
+    }
+
+
+# --------------------------------------------------------------------------- loop
+
+
+def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
+    """The no-Ray baseline: generator chunks -> stages (same objects, same batch sizes) ->
+    ``write_batch``, one batch after another in this process."""
+    import pandas as pd
+
+    from privacy_ray.pipelines.main import build_stages
+    from privacy_ray.pipelines.sink import write_batch
+    from privacy_ray.runs import RunFolder
+    from privacy_ray.sources import SYNTHETIC_CHUNK_ROWS, _generate_chunk
+    from privacy_ray.stages.base import apply_stage
+
+    stages_cfg = args.stages.split(",")
+    if any(s in MODEL_STAGES for s in stages_cfg):
+        msg = "the loop baseline covers the text stages only; drop embed/classify from --stages"
+        raise SystemExit(msg)
+    settings = _settings(
+        {"pipeline.stages": stages_cfg, "pipeline.n_messages": args.n, "quality.enabled": False}
+    ).settings
+    stages = build_stages(settings)
+    gen = settings.generator
+    options = {
+        "label_mix": gen.label_mix,
+        "start_date": gen.start_date,
+        "days": gen.days,
+        "n_users": gen.n_users,
+        "typo_rate": gen.typo_rate,
+    }
+    output_dir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
+    folder = RunFolder.create(str(output_dir))
+    write_res = settings.resources_for("write")
+    n_chunks = max(1, -(-args.n // SYNTHETIC_CHUNK_ROWS))
+    seconds = {"generate": 0.0, **{s.name: 0.0 for s in stages}, "write": 0.0}
+    rows_out = quarantined = 0
+    t_start = time.perf_counter()
+    c_start = time.process_time()
+    for chunk in range(n_chunks):
+        t0 = time.perf_counter()
+        df = _generate_chunk(
+            {"id": [chunk]}, settings.pipeline.seed, SYNTHETIC_CHUNK_ROWS, args.n, options
+        )
+        seconds["generate"] += time.perf_counter() - t0
+        for stage in stages:
+            t0 = time.perf_counter()
+            size = settings.resources_for(stage.name).batch_size
+            parts = [apply_stage(stage, df.iloc[i : i + size])[0] for i in range(0, len(df), size)]
+            df = pd.concat(parts, ignore_index=True)
+            seconds[stage.name] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for i in range(0, len(df), write_res.batch_size):
+            counts = write_batch(
+                df.iloc[i : i + write_res.batch_size],
+                run_uri=folder.uri,
+                partition_by_date=settings.pipeline.partition_by_date,
+                keep_original_text=settings.pipeline.keep_original_text,
+            )
+            rows_out += int(counts["rows_out"].sum())
+            quarantined += int(counts["rows_quarantined"].sum())
+        seconds["write"] += time.perf_counter() - t0
+    wall = time.perf_counter() - t_start
+    cpu = time.process_time() - c_start
+    shutil.rmtree(output_dir, ignore_errors=True)
+    return {
+        "n_messages": args.n,
+        "stages_configured": stages_cfg,
+        "records_out": rows_out,
+        "records_quarantined": quarantined,
+        "wall_s": round(wall, 3),
+        "cpu_seconds": round(cpu, 2),
+        "records_per_s": round(args.n / wall, 2),
+        "seconds_by_step": {k: round(v, 3) for k, v in seconds.items()},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_average_after": load_average(),
+    }
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("model", help="train the benchmark's small classifier once")
+    m.add_argument("--dir", default=None, help="model directory (default: in the bench cache)")
+    m.add_argument("--out", required=True, type=Path)
+
+    p = sub.add_parser("pipeline", help="run_pipeline on generated messages, monitored")
+    p.add_argument("--n", type=int, required=True, help="generated messages")
+    p.add_argument("--stages", default=None, help="comma-separated stages (default: config)")
+    p.add_argument("--quality", choices=("on", "off"), default=None, help="quality.enabled")
+    p.add_argument("--cpus", type=int, default=None, help="runtime.ray_num_cpus")
+    p.add_argument("--model-dir", default=None, help="classifier.model_dir for model stages")
+    p.add_argument("--output-dir", default=None, help="run folders (default: a temp dir)")
+    p.add_argument("--keep-output", action="store_true", help="keep the run folder")
+    p.add_argument("--save-texts", default=None, help="write the output texts here (Parquet)")
+    p.add_argument("--ray-stats", action="store_true", help="include Ray Data's stats string")
+    p.add_argument("--interval-s", type=float, default=0.2, help="memory sampling interval")
+    p.add_argument("--out", required=True, type=Path)
+
+    e = sub.add_parser("encode", help="bare SentenceEncoder.encode on saved texts")
+    e.add_argument("--texts", required=True, help="Parquet file with a text column")
+    e.add_argument("--sample", type=int, default=0, help="random sample size (0: all texts)")
+    e.add_argument("--threads", default="all", help="comma-separated torch thread counts or all")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", required=True, type=Path)
+
+    lp = sub.add_parser("loop", help="the text stages in a plain pandas loop, no Ray")
+    lp.add_argument("--n", type=int, required=True)
+    lp.add_argument("--stages", default=",".join(TEXT_STAGES))
+    lp.add_argument("--out", required=True, type=Path)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "n", 1) < 1:
+        raise SystemExit("--n must be at least 1")
+    handler = {
+        "model": cmd_model,
+        "pipeline": cmd_pipeline,
+        "encode": cmd_encode,
+        "loop": cmd_loop,
+    }[args.command]
+    result = handler(args)
+    _write(args.out, result)
+    log(f"{args.command}: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Load test of the Serve app: a real HTTP load generator on loopback against the real app.
+
+    python bench/bench_serve.py --out bench/results/serve.json           # 100k vectors, 60 s
+    python bench/bench_serve.py --out /tmp/serve-quick.json --quick      # 20k vectors, 15 s
+
+What it measures, in one run and one process tree:
+
+1. Baseline: an in-process loop making the same calls the service makes per query, one query
+   at a time: normalise + redact the text, encode it with MiniLM (``SentenceEncoder``, torch's
+   own thread count), search the 4-shard store (``VectorStore.search``, k=10).
+2. Service: ``privacy-ray``'s Serve app (``build_app``, default options: ingress, embedder,
+   classifier, one searcher per shard) on an embedded Ray with the machine's CPUs, driven by
+   ``--clients`` concurrent HTTP/1.1 keep-alive clients (aiohttp) posting ``/search`` with a
+   bearer token for ``--duration-s`` after a warm-up. Every non-200 answer or transport error
+   counts as an error. Reports QPS and latency percentiles (client side, full round trip).
+
+Targets (issue): zero errors; QPS >= 0.5x the baseline loop; p99 <= 150 ms.
+
+Data: vectors are built like ``bench/bench_store.py`` (mixtures of MiniLM embeddings of
+generated messages, cached in ``~/.cache/privacy-ray/bench``). Queries are held-out generated
+messages of at most 160 characters - the length of a search an agent types - never stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("PRIVACY_RAY_HMAC_KEY", "bench-hmac-key-not-a-secret")
+
+K = 10
+SHARDS = 4
+NOISE = 0.015
+MAX_QUERY_CHARS = 160
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def percentiles(latencies_s: list[float]) -> dict[str, float]:
+    if not latencies_s:
+        return {}
+    ms = np.asarray(latencies_s) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p95_ms": round(float(np.percentile(ms, 95)), 1),
+            "p99_ms": round(float(np.percentile(ms, 99)), 1),
+            "max_ms": round(float(ms.max()), 1), "mean_ms": round(float(ms.mean()), 1)}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def texts_and_base(n_base: int, n_query: int, cache_dir: Path | None) -> dict[str, Any]:
+    """Base messages (encoded, cached) for the stored vectors, and held-out query texts."""
+    import hashlib
+
+    from privacy_ray.model.embedder import SentenceEncoder, model_fingerprint
+    from privacy_ray.synth import generate_messages
+
+    msgs = generate_messages(int((n_base + n_query) * 3) + 200, seed=11)
+    msgs = msgs.drop_duplicates("text").reset_index(drop=True)
+    base = msgs.iloc[:n_base].reset_index(drop=True)
+    rest = msgs.iloc[n_base:]
+    queries = rest.loc[rest["text"].str.len() <= MAX_QUERY_CHARS, "text"].head(n_query).tolist()
+    model = ("all-MiniLM-L6-v2", model_fingerprint("all-MiniLM-L6-v2"))
+    key = hashlib.sha256("\x1f".join([*model, *base["text"]]).encode()).hexdigest()[:16]
+    cached = cache_dir / f"serve-base-{key}.npy" if cache_dir else None
+    if cached is not None and cached.is_file():
+        emb = np.load(cached)
+    else:
+        enc = SentenceEncoder("all-MiniLM-L6-v2", device="cpu").load()
+        emb = enc.encode(base["text"].tolist())
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cached, emb)
+    return {"base": base, "emb": emb, "queries": queries, "model": model,
+            "cached": cached is not None and cached.is_file()}
+
+
+def build_store(path: Path, data: dict[str, Any], n: int) -> Any:
+    from privacy_ray.store import VectorStore
+
+    rng = np.random.default_rng(0)
+    emb, base = data["emb"], data["base"]
+    i, j = rng.integers(0, len(emb), n), rng.integers(0, len(emb), n)
+    w = rng.uniform(0.5, 1.0, (n, 1)).astype(np.float32)
+    x = w * emb[i] + (1 - w) * emb[j] + NOISE * rng.standard_normal((n, emb.shape[1])).astype(
+        np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    df = pd.DataFrame({
+        "conversation_id": [f"conv-{k:07d}" for k in range(n)],
+        "user_id": [f"user-{u}" for u in rng.integers(0, max(1, n // 3), n)],
+        "date": pd.Timestamp("2024-06-01", tz="UTC") + pd.to_timedelta(
+            rng.integers(0, 730, n), unit="D"),
+        "channel": base["channel"].to_numpy()[i], "intent": base["label"].to_numpy()[i],
+        "confidence": rng.uniform(0.3, 1.0, n).round(3),
+        "snippet": base["text"].to_numpy()[i],
+    })
+    store = VectorStore.create(str(path), dim=emb.shape[1], embedding_model=data["model"],
+                               num_shards=SHARDS)
+    store.upsert(df, vectors=np.ascontiguousarray(x, dtype=np.float32))
+    store.commit()
+    return store
+
+
+def small_model(cache: Path) -> Path:
+    """A small classifier (900 messages, logreg), trained once and cached."""
+    from privacy_ray.config import Settings
+    from privacy_ray.model.classifier import save_bundle
+    from privacy_ray.model.training import train
+    from privacy_ray.synth import generate_messages
+
+    out = cache / "serve-bench-model"
+    if not (out / "metadata.json").is_file():
+        log("training a small classifier for the app (once) ...")
+        bundle, _ = train(generate_messages(900, seed=3), Settings(), families=("logreg",))
+        save_bundle(bundle, out)
+    return out
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def baseline_loop(store: Any, queries: list[str], seconds: float) -> dict[str, Any]:
+    """One query at a time, in this process: redact, encode, search (what the app does)."""
+    from privacy_ray.model.embedder import SentenceEncoder
+    from privacy_ray.text import normalize_texts, redact_texts
+
+    enc = SentenceEncoder("all-MiniLM-L6-v2", device="cpu").load()
+    for q in queries[:5]:  # warm up
+        store.search(enc.encode([q]), k=K)
+    lat: list[float] = []
+    t_end = time.perf_counter() + seconds
+    n = 0
+    started = time.perf_counter()
+    while time.perf_counter() < t_end:
+        q = queries[n % len(queries)]
+        t0 = time.perf_counter()
+        cleaned = redact_texts(normalize_texts(pd.Series([q], dtype=object))).tolist()
+        store.search(enc.encode(cleaned), k=K)
+        lat.append(time.perf_counter() - t0)
+        n += 1
+    elapsed = time.perf_counter() - started
+    import torch
+
+    return {"queries": n, "seconds": round(elapsed, 2), "qps": round(n / elapsed, 1),
+            "torch_threads": torch.get_num_threads(), **percentiles(lat)}
+
+
+# --------------------------------------------------------------------------- load
+
+
+async def load(url: str, token: str, queries: list[str], clients: int, warmup_s: float,
+               duration_s: float) -> dict[str, Any]:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    lat: list[float] = []
+    errors: dict[str, int] = {}
+    done = 0
+    measuring = False
+    stop = False
+
+    async def client(cid: int, session: aiohttp.ClientSession) -> None:
+        nonlocal done
+        n = cid * 97
+        while not stop:
+            body = json.dumps({"text": queries[n % len(queries)], "k": K})
+            n += 1
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    status = resp.status
+            except Exception as e:  # transport error: an error too
+                status = type(e).__name__
+            dt = time.perf_counter() - t0
+            if measuring:
+                if status == 200:
+                    lat.append(dt)
+                else:
+                    errors[str(status)] = errors.get(str(status), 0) + 1
+                done += 1
+
+    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        tasks = [asyncio.create_task(client(c, session)) for c in range(clients)]
+        await asyncio.sleep(warmup_s)
+        measuring = True
+        started = time.perf_counter()
+        await asyncio.sleep(duration_s)
+        measuring = False
+        elapsed = time.perf_counter() - started
+        stop = True
+        await asyncio.gather(*tasks)
+    n_err = sum(errors.values())
+    return {"clients": clients, "seconds": round(elapsed, 2), "requests": done,
+            "ok": len(lat), "errors": n_err, "error_kinds": errors,
+            "qps": round(len(lat) / elapsed, 1), **percentiles(lat)}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="JSON file to write the results to.")
+    ap.add_argument("--quick", action="store_true", help="20k vectors, 15 s of load.")
+    ap.add_argument("--duration-s", type=float, default=None, help="Measured load (default 60).")
+    ap.add_argument("--clients", type=int, default=16, help="Concurrent HTTP clients.")
+    ap.add_argument("--vectors", type=int, default=None, help="Stored vectors (default 100k).")
+    ap.add_argument("--baseline-s", type=float, default=None, help="Baseline loop duration.")
+    ap.add_argument("--serve-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="Override a serve option (privacy_ray.serve.options.ServeOptions), "
+                    "e.g. --serve-option search_batch_max_size=16. Repeatable.")
+    ap.add_argument("--no-cache", action="store_true", help="Encode the base texts again.")
+    ap.add_argument("--model", default=None,
+                    help="Classifier model directory (default: a small one trained once; the "
+                    "classifier is deployed but not exercised by this benchmark).")
+    args = ap.parse_args(argv)
+
+    n = args.vectors or (20_000 if args.quick else 100_000)
+    duration = args.duration_s or (15.0 if args.quick else 60.0)
+    warmup = 3.0 if args.quick else 8.0
+    baseline_s = args.baseline_s or (10.0 if args.quick else 30.0)
+    n_base, n_query = (300, 300) if args.quick else (2000, 1000)
+    overrides: dict[str, Any] = {}
+    for item in args.serve_option:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value) if value[:1] in "0123456789[{tf-" else value
+
+    t_start = time.perf_counter()
+    phases: dict[str, float] = {}
+    cache = None if args.no_cache else Path.home() / ".cache" / "privacy-ray" / "bench"
+    log(f"encoding {n_base} base texts (cached after the first run) ...")
+    data = texts_and_base(n_base, n_query, cache)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    log(f"building a {SHARDS}-shard store of {n} vectors ...")
+    store = build_store(tmp / "store", data, n)
+    phases["data"] = round(time.perf_counter() - t_start, 1)
+    queries = data["queries"]
+
+    import faiss
+
+    result: dict[str, Any] = {
+        "bench": "serve",
+        "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "faiss": faiss.__version__,
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "data": {"vectors": n, "shards": SHARDS, "dim": int(data["emb"].shape[1]), "k": K,
+                 "query_texts": len(queries), "max_query_chars": MAX_QUERY_CHARS,
+                 "mean_query_chars": round(float(np.mean([len(q) for q in queries])), 1),
+                 "base_from_cache": data["cached"]},
+        "targets": {"errors": 0, "qps_vs_baseline_min": 0.5, "p99_ms_max": 150},
+    }
+
+    log(f"baseline: in-process redact + encode + search loop for {baseline_s:.0f}s ...")
+    t_phase = time.perf_counter()
+    result["baseline_in_process"] = baseline_loop(store, queries, baseline_s)
+    phases["baseline"] = round(time.perf_counter() - t_phase, 1)
+    log(f"  {result['baseline_in_process']}")
+
+    import ray
+    from ray import serve
+
+    from privacy_ray.serve.app import build_app
+    from privacy_ray.serve.options import ServeOptions
+
+    token = secrets.token_urlsafe(24)
+    os.environ["PRIVACY_RAY_API_TOKENS"] = token  # inherited by the embedded Ray's workers
+    t_phase = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    app_args = {"store_path": str(tmp / "store"), "settings": {"serve": overrides},
+                "model_dir": args.model or str(small_model(cache or tmp))}
+    serve.run(build_app(app_args), name="privacy-ray-bench", route_prefix="/")
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while _get(base + "/ready")[0] != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"service not ready: {_get(base + '/ready')}")
+        time.sleep(1)
+    phases["deploy"] = round(time.perf_counter() - t_phase, 1)
+    result["service_options"] = ServeOptions.model_validate(overrides).model_dump(
+        include={"embedder_num_cpus", "search_batch_max_size", "search_batch_wait_s",
+                 "embed_batch_max_texts", "embed_batch_wait_s", "shard_faiss_threads",
+                 "redact_snippets", "access_log", "ingress_replicas", "num_replicas"})
+    log(f"load: {args.clients} clients, {warmup:.0f}s warm-up + {duration:.0f}s measured ...")
+    t_phase = time.perf_counter()
+    served = asyncio.run(load(base + "/search", token, queries, args.clients, warmup, duration))
+    phases["load"] = round(time.perf_counter() - t_phase, 1)
+    result["service_http"] = served
+    status, ready = _get(base + "/ready")
+    result["ready_after_load"] = status == 200
+    log(f"  {served}")
+    serve.shutdown()
+    ray.shutdown()
+
+    b = result["baseline_in_process"]
+    ratio = served["qps"] / b["qps"] if b["qps"] else None
+    result["comparison"] = {
+        "qps_ratio_service_vs_baseline": round(ratio, 2) if ratio else None,
+        "zero_errors": served["errors"] == 0,
+        "meets_qps_target": bool(ratio and ratio >= 0.5),
+        "meets_p99_target": served.get("p99_ms", 1e9) <= 150,
+    }
+    result["phases_s"] = phases
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["total_s"] = round(time.perf_counter() - t_start, 1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    log(f"wrote {out}: {result['comparison']}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
