@@ -178,13 +178,15 @@ def _kind(name: str, cmdline: Sequence[str], root_pid: int, pid: int) -> str:
     """A coarse role for a process of a Ray session, for the memory breakdown."""
     if pid == root_pid:
         return "driver"
-    text = " ".join([name, *cmdline[:3]])
+    text = " ".join([name, *cmdline[:6]])
     if "raylet" in text:
         return "raylet"
     if "gcs_server" in text:
         return "gcs"
     if name.startswith("ray::") or "default_worker.py" in text:
         return "workers"
+    if "/ray/" in text:  # .../site-packages/ray/...: dashboard agent, log monitor, ...
+        return "ray_helpers"
     return "other"
 
 
@@ -212,6 +214,7 @@ class ProcessTreeMonitor:
         self._cpu_first: dict[int, float] = {}
         self._cpu_last: dict[int, float] = {}
         self._kinds: dict[int, str] = {}
+        self._other_names: set[str] = set()
         self.samples = 0
         self.peak_rss_bytes = 0
         self.peak_breakdown: dict[str, int] = {}
@@ -232,9 +235,13 @@ class ProcessTreeMonitor:
                 continue
             self._procs[p.pid] = p
             try:
-                self._kinds[p.pid] = _kind(p.name(), p.cmdline(), self.root_pid, p.pid)
+                name = p.name()
+                self._kinds[p.pid] = _kind(name, p.cmdline(), self.root_pid, p.pid)
             except ps.Error:
+                name = "?"
                 self._kinds[p.pid] = "other"
+            if self._kinds[p.pid] in ("other", "ray_helpers"):
+                self._other_names.add(name)
             procs.append(p)
         return procs
 
@@ -300,6 +307,7 @@ class ProcessTreeMonitor:
             "peak_rss_mb_by_role": {
                 k: round(v / mib, 1) for k, v in sorted(self.peak_breakdown.items())
             },
+            "other_processes": sorted(self._other_names),
             "cpu_seconds": round(self.cpu_seconds(), 2),
             "max_processes": self.max_processes,
             "samples": self.samples,

@@ -207,12 +207,13 @@ def measure_pipeline(h: Harness, model_dir: str | None) -> dict[str, Any]:
         "memory_peak_rss_mb": median([r["memory"]["peak_rss_mb"] for r in pipe_runs]),
         "ray_data_stats_median_run": (median_run or {}).get("ray_data_stats"),
         "method": (
-            "records/s = records in / e2e_s (source ready to run_pipeline returned: stream, "
-            "sink, quality report, lineage; Ray start-up and loading the model bundle are "
-            "excluded). The baseline encodes a random sample (same size each rep, a new seed) "
-            "of the redacted texts the first pipeline run wrote, with SentenceEncoder.encode "
-            "at the configured batch size, after a warm-up; 'all threads' is torch's default "
-            "(every core), 'actor threads' the embed actor's (embed.num_cpus). "
+            "records/s = records in / e2e_s (init_ray returned to run_pipeline returned: "
+            "source to sink, quality report, lineage; Ray start-up and loading the model "
+            "bundle come before and are excluded). The baseline encodes a random sample "
+            "(same size each rep, a new seed) of the redacted texts the first pipeline run "
+            "wrote, with SentenceEncoder.encode at the configured batch size, after a "
+            "warm-up; 'all threads' is torch's default (every core), 'actor threads' the "
+            "embed actor's (embed.num_cpus). "
             "embed_stage_vs_encode_ratio divides the embed stage's in-actor rate (rows / summed "
             "batch seconds of RunResult.stages['embed'], which also covers the TF-IDF-SVD "
             "projection and the embedding health sums) by the encoder at the actor's threads."
@@ -220,47 +221,76 @@ def measure_pipeline(h: Harness, model_dir: str | None) -> dict[str, Any]:
     }
 
 
-def measure_text(h: Harness) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(2) text stages through Ray vs a pandas loop, and (7) scaling with 1 and 2 CPUs."""
+@dataclass
+class TextRuns:
+    """The text-pipeline runs that several measurements share (same config, same size)."""
+
+    ray_off: list[dict[str, Any]] = field(default_factory=list)  # quality off, all CPUs
+    ray_on: list[dict[str, Any]] = field(default_factory=list)  # quality on, all CPUs
+    ray_one: list[dict[str, Any]] = field(default_factory=list)  # quality off, 1 CPU
+    loops: list[dict[str, Any]] = field(default_factory=list)  # no Ray
+
+
+def run_text_family(h: Harness, need: set[str]) -> TextRuns:
+    """The runs of the text stages [validate_raw, normalize, features, redact] at n_text.
+
+    One repetition is: Ray quality off, the pandas loop, Ray on one CPU, Ray quality on -
+    interleaved so a change in load hits every variant. Quality-off runs serve the Ray-vs-loop
+    comparison, the scaling and the validation A/B; quality-on runs the validation A/B and the
+    small point of the memory comparison when it has the same size.
+    """
     p = h.plan
     stages = ",".join(TEXT_STAGES)
-    ray_full: list[dict[str, Any]] = []
-    ray_one: list[dict[str, Any]] = []
-    loops: list[dict[str, Any]] = []
+    runs = TextRuns()
     for rep in range(p.reps):
-        r = h.pipeline(f"text ray cpus={p.cpus} rep{rep + 1}", p.n_text, stages=stages,
-                       quality="off", cpus=p.cpus)
-        if r is not None:
-            ray_full.append(r)
-        lp = h.call(f"text loop rep{rep + 1}", [PY, str(BENCH / "bench_pipeline.py"), "loop",
-                                                "--n", str(p.n_text), "--stages", stages],
-                    p.timeout_s["pipeline"])
-        if lp is not None:
-            loops.append(lp)
-        if p.cpus > 1:
-            r1 = h.pipeline(f"text ray cpus=1 rep{rep + 1}", p.n_text, stages=stages,
-                            quality="off", cpus=1)
-            if r1 is not None:
-                ray_one.append(r1)
+        tag = f"rep{rep + 1} n={p.n_text}"
+        if need & {"text", "validation"}:
+            r = h.pipeline(f"text ray cpus={p.cpus} quality=off {tag}", p.n_text, stages=stages,
+                           quality="off", cpus=p.cpus)
+            if r is not None:
+                runs.ray_off.append(r)
+        if "text" in need:
+            lp = h.call(f"text loop {tag}", [PY, str(BENCH / "bench_pipeline.py"), "loop",
+                                             "--n", str(p.n_text), "--stages", stages],
+                        p.timeout_s["pipeline"])
+            if lp is not None:
+                runs.loops.append(lp)
+            if p.cpus > 1:
+                r1 = h.pipeline(f"text ray cpus=1 quality=off {tag}", p.n_text, stages=stages,
+                                quality="off", cpus=1)
+                if r1 is not None:
+                    runs.ray_one.append(r1)
+        if "validation" in need or ("memory" in need and p.memory_sizes[0] == p.n_text):
+            r = h.pipeline(f"text ray cpus={p.cpus} quality=on {tag}", p.n_text, stages=stages,
+                           quality="on", cpus=p.cpus)
+            if r is not None:
+                runs.ray_on.append(r)
+    return runs
 
-    def rps(runs: list[dict[str, Any]]) -> float | None:
-        return median([r["n_messages"] / r["pipeline_s"] for r in runs if r.get("pipeline_s")])
 
-    ray_rps = rps(ray_full)
-    ray_rps_1 = rps(ray_one)
-    loop_rps = median([lp["records_per_s"] for lp in loops])
+def _rps(runs: list[dict[str, Any]]) -> float | None:
+    """Median records/s over RunResult.seconds (source to sink)."""
+    return median([r["n_messages"] / r["pipeline_s"] for r in runs if r.get("pipeline_s")])
+
+
+def summarize_text(h: Harness, runs: TextRuns) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(2) text stages through Ray vs a pandas loop, and (7) scaling with 1 and all CPUs."""
+    p = h.plan
+    ray_rps = _rps(runs.ray_off)
+    ray_rps_1 = _rps(runs.ray_one)
+    loop_rps = median([lp["records_per_s"] for lp in runs.loops])
     ray_per_core = ratio(ray_rps, p.cpus)
-    ray_per_cpu_s = median([r["n_messages"] / r["cpu_seconds_run"] for r in ray_full
+    ray_per_cpu_s = median([r["n_messages"] / r["cpu_seconds_run"] for r in runs.ray_off
                             if r.get("cpu_seconds_run")])
-    loop_per_cpu_s = median([lp["n_messages"] / lp["cpu_seconds"] for lp in loops
+    loop_per_cpu_s = median([lp["n_messages"] / lp["cpu_seconds"] for lp in runs.loops
                              if lp.get("cpu_seconds")])
-    loop_steps = {k: median([lp["seconds_by_step"][k] for lp in loops])
-                  for k in (loops[0]["seconds_by_step"] if loops else {})}
+    loop_steps = {k: median([lp["seconds_by_step"][k] for lp in runs.loops])
+                  for k in (runs.loops[0]["seconds_by_step"] if runs.loops else {})}
     text = {
         "n_messages": p.n_text,
         "stages": list(TEXT_STAGES),
         "quality_enabled": False,
-        "repetitions": len(ray_full),
+        "repetitions": min(len(runs.ray_off), len(runs.loops)),
         "ray_num_cpus": p.cpus,
         "ray_records_per_s": rounded(ray_rps, 1),
         "ray_records_per_s_per_core": rounded(ray_per_core, 1),
@@ -272,21 +302,23 @@ def measure_text(h: Harness) -> tuple[dict[str, Any], dict[str, Any]]:
         "ray_cpu_overhead_pct": rounded(overhead_pct(loop_per_cpu_s, ray_per_cpu_s), 1),
         "loop_seconds_by_step_median": {k: rounded(v, 2) for k, v in loop_steps.items()},
         "ray_stage_seconds_median": {
-            s: rounded(median([r["stages"][s]["seconds"] for r in ray_full]), 2)
-            for s in TEXT_STAGES if ray_full
-        },
-        "runs_ray": [_compact_pipeline(r) for r in ray_full],
+            s: rounded(median([r["stages"][s]["seconds"] for r in runs.ray_off]), 2)
+            for s in TEXT_STAGES
+        } if runs.ray_off else {},
+        "runs_ray": [_compact_pipeline(r) for r in runs.ray_off],
         "runs_loop": [{k: lp[k] for k in ("wall_s", "cpu_seconds", "records_per_s",
-                                          "peak_rss_mb", "load_average_after")} for lp in loops],
+                                          "peak_rss_mb", "load_average_after")}
+                      for lp in runs.loops],
         "method": (
             "Both sides do the same work with the same functions: generate the messages "
             "(sources._generate_chunk, same seeds and chunks), the four stages (the same Stage "
             "objects via apply_stage, same batch sizes), write Parquet with sink.write_batch. "
-            "Ray: RunResult.seconds on an embedded Ray with ray_num_cpus cores; loop: one "
-            "process, one core. Overhead % = (loop records/s per core / Ray records/s per "
-            "core - 1) x 100, i.e. the extra core-seconds per record Ray spends; the _cpu_ "
-            "variant uses measured CPU seconds of every Ray process (driver, raylet, GCS, "
-            "workers) instead of cores x wall time, which a shared machine distorts less."
+            "Ray: RunResult.seconds (source to sink) on an embedded Ray with ray_num_cpus "
+            "cores, quality off; loop: one process, one core. Overhead % = (loop records/s "
+            "per core / Ray records/s per core - 1) x 100, the extra core-seconds per record "
+            "that Ray spends. ray_cpu_overhead_pct uses the CPU seconds measured over every "
+            "Ray process (driver, raylet, GCS, workers) instead of cores x wall time, which a "
+            "shared machine distorts less."
         ),
     }
     speedup = ratio(ray_rps, ray_rps_1)
@@ -298,39 +330,32 @@ def measure_text(h: Harness) -> tuple[dict[str, Any], dict[str, Any]]:
                                    str(p.cpus): rounded(ray_per_core, 1)},
         "speedup": rounded(speedup, 3),
         "efficiency": rounded(ratio(speedup, p.cpus), 3),
-        "runs_1_cpu": [_compact_pipeline(r) for r in ray_one],
+        "runs_1_cpu": [_compact_pipeline(r) for r in runs.ray_one],
         "method": (
             f"The text pipeline (quality off) with runtime.ray_num_cpus 1 and {p.cpus}, each "
-            "run on a fresh embedded Ray in its own process; the {cpus}-CPU runs are the ones "
+            f"run on a fresh embedded Ray in its own process; the {p.cpus}-CPU runs are those "
             "of features_redaction. Efficiency = speedup / cores."
-        ).replace("{cpus}", str(p.cpus)),
+        ),
     }
     if p.cpus == 1:
         scaling["note"] = "this machine has one usable core: nothing to scale to"
     return text, scaling
 
 
-def measure_validation(h: Harness, full_pipeline_e2e_s: float | None) -> dict[str, Any]:
-    """(4) quality.enabled on vs off on the pipeline without the model stages."""
-    p = h.plan
-    stages = ",".join((*TEXT_STAGES, "validate_derived"))
-    on: list[dict[str, Any]] = []
-    off: list[dict[str, Any]] = []
-    for rep in range(p.reps):
-        for flag, bucket in (("on", on), ("off", off)):
-            r = h.pipeline(f"validation quality={flag} rep{rep + 1}", p.n_text, stages=stages,
-                           quality=flag, cpus=p.cpus)
-            if r is not None:
-                bucket.append(r)
+def summarize_validation(
+    h: Harness, runs: TextRuns, full_pipeline_e2e_s: float | None
+) -> dict[str, Any]:
+    """(4) quality.enabled on vs off on the text pipeline."""
+    on, off = runs.ray_on, runs.ray_off
     on_s = median([r["e2e_s"] for r in on])
     off_s = median([r["e2e_s"] for r in off])
     added = None if on_s is None or off_s is None else on_s - off_s
     est = None
-    if added is not None and full_pipeline_e2e_s:
+    if added is not None and full_pipeline_e2e_s and h.plan.n_text == h.plan.n_pipeline:
         est = overhead_pct(full_pipeline_e2e_s, full_pipeline_e2e_s - added)
     return {
-        "n_messages": p.n_text,
-        "stages": [*TEXT_STAGES, "validate_derived"],
+        "n_messages": h.plan.n_text,
+        "stages": list(TEXT_STAGES),
         "repetitions": min(len(on), len(off)),
         "e2e_s_quality_on": rounded(on_s, 2),
         "e2e_s_quality_off": rounded(off_s, 2),
@@ -342,48 +367,61 @@ def measure_validation(h: Harness, full_pipeline_e2e_s: float | None) -> dict[st
         "stage_seconds_off": {s: rounded(median([r["stages"][s]["seconds"] for r in off]), 2)
                               for s in (off[0]["stages"] if off else {})},
         "runs_on": [_compact_pipeline(r) for r in on],
-        "runs_off": [_compact_pipeline(r) for r in off],
         "method": (
-            "A/B of quality.enabled on the pipeline without embed/classify (so the validation "
-            "work is not hidden behind the embedding; a full-pipeline A/B would take three "
-            "more 20k embedding runs). e2e_s covers the GX suites in validate_raw and "
-            "validate_derived (and the GX import on each worker) plus the run-level checks "
-            "and the quality report. validation_overhead_pct = (on / off - 1) x 100 on this "
-            "pipeline: an upper bound for the full one. full_pipeline_overhead_pct_estimate "
-            "puts the same added seconds against the full pipeline's e2e time from "
-            "pipeline_vs_encode (it leaves out the embedding expectations of the derived "
-            "suite)."
+            "A/B of quality.enabled on the text pipeline (no model stages, so nothing slow "
+            "hides the validation work; a full-pipeline A/B would take three more embedding "
+            "runs of n messages). The quality-off runs are those of features_redaction. "
+            "e2e_s (init_ray returned to run_pipeline returned) covers the raw GX suite in "
+            "validate_raw, the GX import and context on each worker, the run-level checks, "
+            "the score and the quality report. validation_overhead_pct = (on / off - 1) x 100 "
+            "on this pipeline: an upper bound for the full one. "
+            "full_pipeline_overhead_pct_estimate puts the same added seconds against the full "
+            "pipeline's median e2e time (pipeline_vs_encode, quality on); it leaves out the "
+            "derived suite (validate_derived: feature ranges, embedding norms), which the "
+            "text pipeline does not run."
         ),
     }
 
 
-def measure_memory(h: Harness) -> dict[str, Any]:
+def measure_memory(h: Harness, runs: TextRuns) -> dict[str, Any]:
     """(5) peak RSS over all Ray processes at a small and a 10x larger input, no embedding."""
     p = h.plan
     stages = ",".join(TEXT_STAGES)
-    runs = {}
-    for n in p.memory_sizes:
-        r = h.pipeline(f"memory n={n}", n, stages=stages, cpus=p.cpus)
-        if r is not None:
-            runs[n] = r
     small, large = p.memory_sizes
-    peak = {n: r["memory"]["peak_rss_mb"] for n, r in runs.items()}
+    peaks: dict[int, list[dict[str, Any]]] = {small: [], large: []}
+    if small == p.n_text and runs.ray_on:
+        peaks[small] = list(runs.ray_on)
+    for n in (small, large):
+        if not peaks[n]:
+            r = h.pipeline(f"memory n={n}", n, stages=stages, quality="on", cpus=p.cpus)
+            if r is not None:
+                peaks[n].append(r)
+    peak = {n: median([r["memory"]["peak_rss_mb"] for r in rs]) for n, rs in peaks.items()}
+
+    def median_run(rs: list[dict[str, Any]]) -> dict[str, Any] | None:
+        return sorted(rs, key=lambda r: r["memory"]["peak_rss_mb"])[len(rs) // 2] if rs else None
+
+    chosen = {n: median_run(rs) for n, rs in peaks.items()}
     return {
-        "sizes": list(p.memory_sizes),
+        "sizes": [small, large],
         "stages": list(TEXT_STAGES),
         "quality_enabled": True,
-        "peak_rss_mb": {str(n): v for n, v in peak.items()},
+        "runs_per_size": {str(n): len(rs) for n, rs in peaks.items()},
+        "peak_rss_mb": {str(n): rounded(v, 1) for n, v in peak.items()},
         "peak_rss_mb_by_role": {str(n): r["memory"]["peak_rss_mb_by_role"]
-                                for n, r in runs.items()},
-        "max_processes": {str(n): r["memory"]["max_processes"] for n, r in runs.items()},
-        "records_per_s": {str(n): r["records_per_s"] for n, r in runs.items()},
+                                for n, r in chosen.items() if r},
+        "other_processes": sorted({name for r in chosen.values() if r
+                                   for name in r["memory"].get("other_processes", [])}),
+        "max_processes": {str(n): r["memory"]["max_processes"] for n, r in chosen.items() if r},
+        "records_per_s": {str(n): r["records_per_s"] for n, r in chosen.items() if r},
         "memory_growth_ratio": rounded(ratio(peak.get(large), peak.get(small)), 3),
         "method": (
             "A thread in the driver samples every 0.2 s the RSS of the driver and all its "
             "descendants (GCS, raylet, workers, Ray's helper processes) and keeps the largest "
-            "sum; one run per size, each on a fresh Ray. The stages leave out embed, classify "
-            "and validate_derived (config default otherwise, quality on). RSS counts shared "
-            "pages once per process, so the sums are upper bounds; the ratio is what matters."
+            "sum. Each run is on a fresh Ray; the small size reuses the quality-on text runs "
+            "when it has their size (median peak). Stages: the text stages, no embed, "
+            "classify or validate_derived; quality on. RSS counts shared pages once per "
+            "process, so the sums are upper bounds; the ratio is what matters."
         ),
     }
 
@@ -606,7 +644,7 @@ def markdown(result: dict[str, Any]) -> str:
                   f"efficiency {_fmt(sc['efficiency'])}."]
     v = m.get("validation_overhead") or {}
     if v:
-        lines += ["", f"## Validation overhead ({v['n_messages']} messages, no model stages)",
+        lines += ["", f"## Validation overhead ({v['n_messages']} messages, text stages)",
                   "", f"quality on {_fmt(v['e2e_s_quality_on'])} s, off "
                   f"{_fmt(v['e2e_s_quality_off'])} s: +{_fmt(v['added_seconds'])} s = "
                   f"{_fmt(v['validation_overhead_pct'])} %; against the full pipeline about "
@@ -711,17 +749,20 @@ def main(argv: list[str] | None = None) -> int:
                        plan.timeout_s["bench"])
         model_dir = (model or {}).get("model_dir")
         measurements["pipeline_vs_encode"] = phase("pipeline", measure_pipeline, h, model_dir)
+    need = set(plan.sections) & {"text", "validation", "memory"}
+    text_runs = TextRuns()
+    if need:
+        text_runs = phase("text_family", run_text_family, h, need)
     if "text" in plan.sections:
-        text, scaling = phase("text", measure_text, h)
+        text, scaling = summarize_text(h, text_runs)
         measurements["features_redaction"] = text
         measurements["scaling"] = scaling
     if "validation" in plan.sections:
         full_e2e = median([r["e2e_s"] for r in
                            (measurements.get("pipeline_vs_encode") or {}).get("runs", [])])
-        measurements["validation_overhead"] = phase("validation", measure_validation, h,
-                                                    full_e2e)
+        measurements["validation_overhead"] = summarize_validation(h, text_runs, full_e2e)
     if "memory" in plan.sections:
-        measurements["memory_growth"] = phase("memory", measure_memory, h)
+        measurements["memory_growth"] = phase("memory", measure_memory, h, text_runs)
     for name, fn in (("redaction", run_redaction), ("store", run_store), ("serve", run_serve)):
         if name in plan.sections:
             measurements[name] = phase(name, fn, h)

@@ -189,13 +189,15 @@ def parse_jsonl_bytes(data: bytes, path: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _read_jsonl_files(batch: dict[str, Any]) -> pd.DataFrame:
+def _read_jsonl_files(batch: dict[str, Any], column_map: dict[str, str]) -> pd.DataFrame:
+    """Parse and conform in one step: parsed lines may mix types that Arrow cannot hold."""
     frames = [
         parse_jsonl_bytes(data, str(path))
         for data, path in zip(batch["bytes"], batch["path"], strict=True)
     ]
     frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    parsed = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return _conform(parsed, column_map)
 
 
 def _conform(batch: pd.DataFrame, column_map: dict[str, str]) -> pd.DataFrame:
@@ -230,12 +232,13 @@ def _conform(batch: pd.DataFrame, column_map: dict[str, str]) -> pd.DataFrame:
             code = "text_not_string"
         texts[i] = repr(value)[:200]
         reasons[i] = f"{reasons[i]};{code}" if reasons[i] else code
-    out["text"] = texts
-    out["quarantine_reason"] = reasons
+    out["text"] = pd.Series(texts, dtype=object)
+    out["quarantine_reason"] = pd.Series(reasons, dtype=object)
     for col in SOURCE_COLUMNS:
         if col in ("text", "quarantine_reason"):
             continue
-        out[col] = [None if v is None else _as_text(v) for v in out[col]]
+        out[col] = pd.Series([None if v is None else _as_text(v) for v in out[col]],
+                             dtype=object)
     return out
 
 
@@ -287,9 +290,11 @@ def file_source(
             msg = f"cannot read CSV input {path}: {str(e).splitlines()[0]}"
             raise InputError(msg) from e
     else:
-        ds = ray.data.read_binary_files(
-            list(files), include_paths=True, num_cpus=num_cpus
-        ).map_batches(_read_jsonl_files, batch_size=1, batch_format="numpy", num_cpus=num_cpus)
+        ds = ray.data.read_binary_files(list(files), include_paths=True, num_cpus=num_cpus)
+        ds = ds.map_batches(_read_jsonl_files, batch_size=1, batch_format="numpy",
+                            fn_kwargs={"column_map": dict(input_cfg.column_map)},
+                            num_cpus=num_cpus)
+        return ds, SourceInfo(uri=path, format=fmt, files=files, expected_rows=expected)
     ds = ds.map_batches(
         _conform,
         batch_format="pandas",

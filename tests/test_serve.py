@@ -614,8 +614,8 @@ def test_request_metrics_reach_rays_metrics_endpoint(served):
     c = served["client"]
     c.call("POST", "/search", {"text": "delete me", "k": 1}, token=TOKEN_OLD)
     c.call("POST", "/search", {"text": "delete me", "k": 0}, token=TOKEN_OLD)
-    wanted = ("ray_privacy_ray_http_requests_total", "ray_privacy_ray_http_errors_total",
-              "ray_privacy_ray_http_request_duration_ms_bucket")
+    wanted = ("ray_privacy_ray_http_requests_total{", "ray_privacy_ray_http_errors_total{",
+              "ray_privacy_ray_http_request_duration_ms_bucket{")
     deadline = time.monotonic() + 40
     text = ""
     while time.monotonic() < deadline:
@@ -624,13 +624,15 @@ def test_request_metrics_reach_rays_metrics_endpoint(served):
                 text = r.read().decode()
         except OSError:
             text = ""
-        if all(w in text for w in wanted) and 'endpoint="/search"' in text:
+        errors = [ln for ln in text.splitlines() if ln.startswith(wanted[1])
+                  and 'endpoint="/search"' in ln and 'status="422"' in ln]
+        if all(w in text for w in wanted) and errors:
             break
         time.sleep(2)
     else:
         pytest.fail(f"metrics not exported: {[w for w in wanted if w not in text]}")
-    line = next(ln for ln in text.splitlines() if ln.startswith(wanted[1]))
-    assert 'status="422"' in text and "/search" in line
+    assert float(errors[0].rsplit(" ", 1)[1]) >= 1
+    assert "_total_total" not in text
 
 
 # --------------------------------------------------------------------------- CLI

@@ -139,3 +139,21 @@ def test_derived_validation():
         "embedding_non_finite",
         "embedding_norm_out_of_bounds",
     ]
+
+
+def test_quarantined_rows_keep_raw_values_and_typed_columns_stay_typed():
+    import json
+
+    from privacy_ray.stages.base import RECORD_COLUMN
+    from privacy_ray.stages.validate import ValidateRaw
+
+    df = pd.DataFrame([raw(), raw(message_id="m2", timestamp="yesterday-ish")])
+    out, stats = apply_stage(ValidateRaw(100), df)
+    assert stats.quarantined == 1
+    bad = out[quarantined_mask(out)].iloc[0]
+    assert json.loads(bad[RECORD_COLUMN])["timestamp"] == "yesterday-ish"
+    out2, _ = apply_stage(Upper(), out)  # passes the bad row through a later stage
+    assert "UTC" in str(out2["timestamp"].dtype)
+    import pyarrow as pa
+
+    pa.Table.from_pandas(out2)  # one type per column: Arrow accepts the batch

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from privacy_ray.stages.base import QUARANTINE_COLUMN, quarantined_mask
+from privacy_ray.stages.base import QUARANTINE_COLUMN, RECORD_COLUMN, quarantined_mask
 
 MAX_QUARANTINE_TEXT_CHARS = 2000
+TIMESTAMP_COLUMNS = ("timestamp", "due_by")
 DUE_SOON_DAYS = 7
 
 
@@ -34,8 +35,15 @@ def _arrow_table(df: pd.DataFrame):
             mat = np.stack(values.to_numpy()).astype(np.float32)
             flat = pa.array(mat.reshape(-1), type=pa.float32())
             columns[col] = pa.FixedSizeListArray.from_arrays(flat, mat.shape[1])
-        elif values.dtype == object:
-            columns[col] = pa.array(values.where(values.notna(), None).tolist(), from_pandas=True)
+        elif col in TIMESTAMP_COLUMNS:
+            ts = pd.to_datetime(values, utc=True, errors="coerce").astype("datetime64[us, UTC]")
+            columns[col] = pa.Array.from_pandas(ts, type=pa.timestamp("us", tz="UTC"))
+        elif values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+            # every file of the dataset gets the same schema: text, never Arrow's null type
+            items = [None if v is None or (isinstance(v, float) and v != v) else v
+                     for v in values.tolist()]
+            arr = pa.array(items, from_pandas=True)
+            columns[col] = arr.cast(pa.string()) if pa.types.is_null(arr.type) else arr
         else:
             columns[col] = pa.Array.from_pandas(values)
     return pa.table(columns)
@@ -53,8 +61,18 @@ def _quarantine_table(df: pd.DataFrame, keep_original_text: bool):
         out[col] = df[col].map(
             lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
         )
+    if RECORD_COLUMN in out.columns:
+        # Rows rejected after validation keep their original values only in the record; its
+        # text moves to the text column (redacted below), never written raw.
+        records = out[RECORD_COLUMN].map(lambda r: json.loads(r) if isinstance(r, str) else {})
+        if "text" in out.columns:
+            out["text"] = out["text"].where(out["text"].notna(), records.map(
+                lambda r: r.get("text")))
+        out[RECORD_COLUMN] = [
+            json.dumps({k: v for k, v in r.items() if k != "text"}) if r else None
+            for r in records]
     if "text" in out.columns:
-        texts = out["text"].fillna("").str.slice(0, MAX_QUARANTINE_TEXT_CHARS)
+        texts = out["text"].fillna("").astype(str).str.slice(0, MAX_QUARANTINE_TEXT_CHARS)
         out["text"] = texts if keep_original_text else make_redactor("regex").redact_texts(texts)
     return pa.table({c: pa.array(out[c].tolist(), type=pa.string()) for c in out.columns})
 

@@ -1,6 +1,7 @@
 """Request metrics on Ray's metrics endpoint (Prometheus format), names prefixed ``privacy_ray_``.
 
-Ray exports application metrics with its own ``ray_`` prefix, so Prometheus sees e.g.
+Ray exports application metrics with its own ``ray_`` prefix (and counters with a ``_total``
+suffix), so Prometheus sees e.g.
 ``ray_privacy_ray_http_requests_total{endpoint="/search",method="POST",status="200",...}``;
 Serve adds ``deployment``, ``replica`` and ``application`` tags. Endpoints are route templates
 (a fixed set), never raw paths, so a scanner cannot blow up the label cardinality.
@@ -38,10 +39,10 @@ class HttpMetrics:
 
         tags = ("endpoint", "method", "status")
         self.requests = metrics.Counter(
-            f"{PREFIX}http_requests_total", description="HTTP requests by endpoint and status.",
+            f"{PREFIX}http_requests", description="HTTP requests by endpoint and status.",
             tag_keys=tags)
         self.errors = metrics.Counter(
-            f"{PREFIX}http_errors_total",
+            f"{PREFIX}http_errors",
             description="HTTP responses with status >= 400 by endpoint and status.",
             tag_keys=tags)
         self.latency = metrics.Histogram(

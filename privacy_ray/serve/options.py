@@ -74,10 +74,11 @@ class ServeOptions(BaseModel):
     )
     search_batch_max_size: int = Field(32, ge=1, description="Searches merged into one batch.")
     search_batch_wait_s: float = Field(
-        0.002, ge=0, description="How long a search batch waits to fill."
+        0.005, ge=0, description="How long a search batch waits to fill."
     )
     search_max_concurrent_batches: int = Field(
-        4, ge=1, description="Search batches in flight at once per ingress replica."
+        2, ge=1, description="Search batches in flight at once per ingress replica (2: one "
+        "encodes while the other searches)."
     )
     embed_batch_max_texts: int = Field(64, ge=1, description="Texts encoded in one model call.")
     embed_batch_wait_s: float = Field(0.002, ge=0, description="How long an encode batch waits.")

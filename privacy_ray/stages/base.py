@@ -11,14 +11,18 @@ see only the good rows (:func:`apply_stage`).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 QUARANTINE_COLUMN = "quarantine_reason"
+#: A quarantined row's values before the stage that rejected it, as JSON.
+RECORD_COLUMN = "quarantine_record"
 #: Separates several reason codes on one row, e.g. ``text_empty;timestamp_unparseable``.
 REASON_SEPARATOR = ";"
 
@@ -96,27 +100,93 @@ def quarantined_mask(batch: pd.DataFrame) -> pd.Series:
     return col.notna() & (col.astype(str) != "")
 
 
+def _jsonable(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _record_json(rows: pd.DataFrame) -> list[str]:
+    """Each row's original values as JSON (kept for the quarantine and its auditors)."""
+    cols = [c for c in rows.columns if c not in (QUARANTINE_COLUMN, RECORD_COLUMN)]
+    return [json.dumps({c: _jsonable(v) for c, v in zip(cols, values, strict=True)})
+            for values in rows[cols].itertuples(index=False, name=None)]
+
+
+def _keep_raw(rows: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """Set ``quarantine_record`` from ``raw`` where a quarantined row has none yet."""
+    rows = rows.copy()
+    if RECORD_COLUMN not in rows.columns:
+        rows[RECORD_COLUMN] = pd.Series([None] * len(rows), index=rows.index, dtype=object)
+    missing = rows[RECORD_COLUMN].isna().to_numpy()
+    if missing.any():
+        rows.loc[missing, RECORD_COLUMN] = _record_json(raw.loc[missing])
+    return rows
+
+
+def _one_type_per_column(df: pd.DataFrame) -> pd.DataFrame:
+    """Make every column storable as one Arrow type after good and quarantined rows meet.
+
+    Text columns become objects with None for missing values (mixed string dtypes leave NaN or
+    pd.NA among strings). Vector columns (embeddings, probabilities) get zero vectors on the
+    quarantined rows, which never reach the outputs: a tensor column cannot hold nulls.
+    """
+    for col in df.columns:
+        dtype = df[col].dtype
+        if dtype != object and not pd.api.types.is_string_dtype(dtype):
+            continue
+        values = df[col].astype(object)
+        missing = values.isna().to_numpy()
+        present = values[~missing]
+        if len(present) and isinstance(present.iloc[0], np.ndarray):
+            zero = np.zeros_like(present.iloc[0])
+            df[col] = [zero if m else v for v, m in zip(values, missing, strict=True)]
+        else:
+            df[col] = values.where(~missing, None)
+    return df
+
+
 def apply_stage(stage: Stage, batch: pd.DataFrame) -> tuple[pd.DataFrame, StageStats]:
-    """Run ``stage`` on the good rows of ``batch``; quarantined rows pass through untouched."""
+    """Run ``stage`` on the good rows of ``batch``; quarantined rows pass through.
+
+    A row that a stage quarantines keeps its values as they were before that stage, as JSON in
+    ``quarantine_record``; in the typed columns the stage produced, quarantined rows hold nulls,
+    so every column keeps one type (Ray Data stores batches as Arrow).
+    """
     started = time.perf_counter()
     batch = batch.reset_index(drop=True)
     if QUARANTINE_COLUMN not in batch.columns:
         batch[QUARANTINE_COLUMN] = pd.Series([None] * len(batch), dtype=object)
     bad = quarantined_mask(batch)
-    good = batch.loc[~bad]
-    processed = stage.process(good.reset_index(drop=True)) if len(good) else good
+    good = batch.loc[~bad].reset_index(drop=True)
+    processed = stage.process(good) if len(good) else good
     if len(processed) != len(good):
         msg = f"stage {stage.name} returned {len(processed)} rows for {len(good)}: rows were lost"
         raise RuntimeError(msg)
+    processed = processed.reset_index(drop=True)
+    newly_bad = quarantined_mask(processed) if len(processed) else pd.Series(dtype=bool)
+    if newly_bad.any():
+        flagged = newly_bad.to_numpy()
+        kept = _keep_raw(processed.loc[flagged], good.loc[flagged])
+        if RECORD_COLUMN not in processed.columns:
+            processed[RECORD_COLUMN] = pd.Series([None] * len(processed), dtype=object)
+        processed.loc[flagged, RECORD_COLUMN] = kept[RECORD_COLUMN].to_numpy()
     if bad.any():
-        out = pd.concat([processed, batch.loc[bad]], ignore_index=True, sort=False)
+        passed = _keep_raw(batch.loc[bad], batch.loc[bad]).reset_index(drop=True)
+        for col in processed.columns:
+            dtype = processed[col].dtype
+            if (col in passed.columns and col not in (QUARANTINE_COLUMN, RECORD_COLUMN)
+                    and dtype != object and not pd.api.types.is_string_dtype(dtype)):
+                passed[col] = pd.Series([None] * len(passed), dtype=dtype)
+        out = _one_type_per_column(pd.concat([processed, passed], ignore_index=True, sort=False))
     else:
-        out = processed.reset_index(drop=True)
-    newly_bad = int(quarantined_mask(processed).sum()) if len(processed) else 0
+        out = processed
     stats = StageStats(
         rows_in=len(batch),
         rows_out=len(out),
-        quarantined=newly_bad,
+        quarantined=int(newly_bad.sum()),
         batches=1,
         seconds=time.perf_counter() - started,
         sums=stage.batch_sums() if len(good) else {},

@@ -42,6 +42,12 @@ def _as_text(value: object) -> object:
     return value
 
 
+def _str_or_none(values: pd.Series) -> pd.Series:
+    """Strings, with None for missing values: one Arrow type per column (never NaN floats)."""
+    return pd.Series([None if pd.isna(v) else str(v) for v in values], index=values.index,
+                     dtype=object)
+
+
 def validate_raw_batch(
     batch: pd.DataFrame, max_text_chars: int, now: pd.Timestamp | None = None
 ) -> pd.DataFrame:
@@ -52,7 +58,7 @@ def validate_raw_batch(
         batch[QUARANTINE_COLUMN] = pd.Series([None] * len(batch), index=batch.index, dtype=object)
     ids = batch["message_id"]
     add_reason(batch, ids.isna(), "message_id_null")
-    batch["message_id"] = ids.astype(object).where(ids.isna(), ids.astype(str))
+    batch["message_id"] = _str_or_none(ids)
 
     text = batch["text"].map(_as_text)
     is_null = text.isna()
@@ -82,7 +88,7 @@ def validate_raw_batch(
     dup = batch["message_id"].notna() & batch["message_id"].duplicated(keep="first")
     add_reason(batch, dup, "duplicate_message_id")
     for col in ("conversation_id", "user_id", "channel", "label"):
-        batch[col] = batch[col].astype(object).where(batch[col].isna(), batch[col].astype(str))
+        batch[col] = _str_or_none(batch[col])
     return batch
 
 
