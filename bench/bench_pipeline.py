@@ -184,7 +184,7 @@ def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         ended = time.perf_counter()
         monitor.sample()
         cpu_total = monitor.cpu_seconds()
-        cluster_cpus = ray.cluster_resources().get("CPU")
+        cluster = ray.cluster_resources()
     finally:
         engine.init_ray = real_init_ray
         ray.shutdown()
@@ -197,7 +197,8 @@ def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         "stages_configured": settings.pipeline.stages,
         "quality_enabled": settings.quality.enabled,
         "ray_num_cpus": settings.runtime.ray_num_cpus,
-        "ray_cluster_cpus": cluster_cpus,
+        "ray_cluster_cpus": cluster.get("CPU"),
+        "object_store_memory_mb": round(cluster.get("object_store_memory", 0) / 2**20),
         "complete": result.complete,
         "reconciled": summary["reconciled"],
         "records_in": result.rows_in,

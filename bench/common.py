@@ -183,6 +183,8 @@ def _kind(name: str, cmdline: Sequence[str], root_pid: int, pid: int) -> str:
         return "raylet"
     if "gcs_server" in text:
         return "gcs"
+    if name.startswith("ray::") and name.endswith("Agent"):  # DashboardAgent, RuntimeEnvAgent
+        return "ray_helpers"
     if name.startswith("ray::") or "default_worker.py" in text:
         return "workers"
     if "/ray/" in text:  # .../site-packages/ray/...: dashboard agent, log monitor, ...

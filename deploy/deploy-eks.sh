@@ -53,7 +53,7 @@ Usage: deploy/deploy-eks.sh [options]
   --dry-run            print every command instead of running it
   -h, --help           this help
 
-Secrets come from the environment and are never printed: PRIVACY_RAY_API_TOKEN (required the
+Secrets come from the environment and are never printed: PRIVACY_RAY_API_TOKENS (required the
 first time), PRIVACY_RAY_HMAC_KEY (generated the first time if unset; never rotated here).
 USAGE
 }
@@ -231,13 +231,13 @@ run helm upgrade --install cluster-autoscaler autoscaler/cluster-autoscaler \
 
 run kubectl apply -f "${MANIFESTS}/namespace.yaml"
 
-if secret_exists privacy-ray-api-tokens && [[ -z "${PRIVACY_RAY_API_TOKEN:-}" ]]; then
+if secret_exists privacy-ray-api-tokens && [[ -z "${PRIVACY_RAY_API_TOKENS:-}" ]]; then
   echo "# secret privacy-ray-api-tokens exists: kept"
 else
-  if [[ -z "${PRIVACY_RAY_API_TOKEN:-}" && "${DRY_RUN}" -eq 0 ]]; then
-    die "set PRIVACY_RAY_API_TOKEN (the Serve API token) for the first deploy"
+  if [[ -z "${PRIVACY_RAY_API_TOKENS:-}" && "${DRY_RUN}" -eq 0 ]]; then
+    die "set PRIVACY_RAY_API_TOKENS (the Serve API token) for the first deploy"
   fi
-  apply_secret privacy-ray-api-tokens api-token "${PRIVACY_RAY_API_TOKEN:-}"
+  apply_secret privacy-ray-api-tokens api-tokens "${PRIVACY_RAY_API_TOKENS:-}"
 fi
 
 # The HMAC key keys every user id in the vector store: rotating it orphans the store, so an

@@ -38,6 +38,18 @@ LABELS: tuple[str, ...] = (
 #: Labels that start a statutory deadline (data-subject requests).
 REQUEST_LABELS: tuple[str, ...] = LABELS[:6]
 CHANNELS: tuple[str, ...] = ("chat", "email", "ticket", "social")
+#: Label shares of real support traffic: mostly ordinary support.
+DEFAULT_LABEL_MIX: dict[str, float] = {
+    "none": 0.55,
+    "access_request": 0.07,
+    "deletion_request": 0.08,
+    "correction_request": 0.05,
+    "portability_request": 0.04,
+    "opt_out": 0.07,
+    "consent_withdrawal": 0.04,
+    "privacy_complaint": 0.04,
+    "policy_question": 0.06,
+}
 
 
 class _Section(BaseModel):
@@ -133,17 +145,7 @@ class InputConfig(_Section):
 
 class GeneratorConfig(_Section):
     label_mix: dict[str, float] = Field(
-        default_factory=lambda: {
-            "none": 0.55,
-            "access_request": 0.07,
-            "deletion_request": 0.08,
-            "correction_request": 0.05,
-            "portability_request": 0.04,
-            "opt_out": 0.07,
-            "consent_withdrawal": 0.04,
-            "privacy_complaint": 0.04,
-            "policy_question": 0.06,
-        },
+        default_factory=lambda: dict(DEFAULT_LABEL_MIX),
         description="Share of each label in generated data (normalised to 1).",
     )
     start_date: str = Field("2026-01-01", description="First timestamp date (UTC).")
@@ -152,6 +154,11 @@ class GeneratorConfig(_Section):
         None, ge=1, description="Distinct users (default: about a third of the records)."
     )
     typo_rate: float = Field(0.02, ge=0, le=1, description="Share of words given a typo.")
+
+    def generator_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``generate_messages`` / ``generate_conversations``."""
+        return {"label_mix": dict(self.label_mix), "start_date": self.start_date,
+                "days": self.days, "n_users": self.n_users, "typo_rate": self.typo_rate}
 
 
 class RedactionConfig(_Section):

@@ -58,11 +58,48 @@ def init_ray(runtime: RuntimeConfig, address: str | None = None) -> dict[str, An
     return {"mode": mode, "address": target or "local", "dashboard_url": dashboard}
 
 
-class StatsCollector:
-    """Accumulates per-stage :class:`StageStats` and the nodes each stage ran on; run as one
-    actor per pipeline run."""
+class MetricsExporter:
+    """Exports the pipelines' Prometheus metrics from one long-lived actor per pipeline.
 
-    def __init__(self) -> None:
+    A metric's gauges vanish from the node's endpoint when the process that set them exits, so
+    they are set here, in a detached actor that outlives each run, rather than in the run's
+    short-lived workers.
+    """
+
+    def __init__(self, pipeline: str) -> None:
+        self._pipeline = pipeline
+
+    def stage_batch(self, stage: str, rows_in: int, quarantined: int, seconds: float) -> None:
+        from privacy_ray import metrics
+
+        metrics.record_stage_batch(self._pipeline, stage, rows_in, quarantined, seconds)
+
+    def run(self, summary: dict[str, Any]) -> None:
+        from privacy_ray import metrics
+
+        metrics.record_run(self._pipeline, summary)
+
+    def store(self, store: str, per_shard: dict[str, int]) -> None:
+        from privacy_ray import metrics
+
+        metrics.record_store(store, per_shard)
+
+
+def metrics_exporter(pipeline: str):  # -> ActorHandle
+    """The pipeline's :class:`MetricsExporter` (created once, then found by name)."""
+    import ray
+
+    return ray.remote(num_cpus=0)(MetricsExporter).options(
+        name=f"privacy_ray_metrics_{pipeline}", namespace="privacy_ray", lifetime="detached",
+        get_if_exists=True).remote(pipeline)
+
+
+class StatsCollector:
+    """Accumulates one run's per-stage :class:`StageStats` and the nodes each stage ran on,
+    and forwards every batch to the pipeline's metrics exporter."""
+
+    def __init__(self, pipeline: str = "main") -> None:
+        self._exporter = metrics_exporter(pipeline)
         self._stats: dict[str, StageStats] = {}
         self._nodes: dict[str, set[str]] = {}
 
@@ -70,6 +107,7 @@ class StatsCollector:
         self._stats.setdefault(stage, StageStats()).add(stats)
         if node_id:
             self._nodes.setdefault(stage, set()).add(node_id)
+        self._exporter.stage_batch.remote(stage, stats.rows_in, stats.quarantined, stats.seconds)
 
     def snapshot(self) -> dict[str, StageStats]:
         return dict(self._stats)
@@ -77,20 +115,30 @@ class StatsCollector:
     def nodes(self) -> dict[str, list[str]]:
         return {stage: sorted(ids) for stage, ids in self._nodes.items()}
 
+    def record_run(self, summary: dict[str, Any]) -> None:
+        import ray
 
-def start_stats_collector():  # -> ActorHandle
+        ray.get(self._exporter.run.remote(summary))
+
+    def record_store(self, store: str, per_shard: dict[str, int]) -> None:
+        import ray
+
+        ray.get(self._exporter.store.remote(store, per_shard))
+
+
+def start_stats_collector(pipeline: str = "main"):  # -> ActorHandle
+    """The run's stats actor (lives as long as the run)."""
     import ray
 
-    return ray.remote(num_cpus=0)(StatsCollector).remote()
+    return ray.remote(num_cpus=0)(StatsCollector).remote(pipeline)
 
 
 class _StageRunner:
     """Runs one stage over a batch and reports its counts; subclassed per stage for naming."""
 
-    def __init__(self, stage: Stage, collector: Any = None, pipeline: str = "main") -> None:
+    def __init__(self, stage: Stage, collector: Any = None) -> None:
         self._stage = stage
         self._collector = collector
-        self._pipeline = pipeline
         self._ready = False
 
     def _ensure_setup(self) -> None:
@@ -101,10 +149,6 @@ class _StageRunner:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         self._ensure_setup()
         out, stats = apply_stage(self._stage, batch)
-        from privacy_ray import metrics
-
-        metrics.record_stage_batch(self._pipeline, self._stage.name, stats.rows_in,
-                                   stats.quarantined, stats.seconds)
         if self._collector is not None:
             import ray
 
@@ -116,8 +160,8 @@ class _StageRunner:
 class _ActorStageRunner(_StageRunner):
     """Actor-pool variant: loads the stage's state in the actor's constructor."""
 
-    def __init__(self, stage: Stage, collector: Any = None, pipeline: str = "main") -> None:
-        super().__init__(stage, collector, pipeline)
+    def __init__(self, stage: Stage, collector: Any = None) -> None:
+        super().__init__(stage, collector)
         self._ensure_setup()
 
 
@@ -140,7 +184,6 @@ def apply(
     stage: Stage,
     resources: StageResources,
     collector: Any = None,
-    pipeline: str = "main",
 ) -> ray.data.Dataset:
     """Append ``stage`` to ``ds`` as a task or an actor pool, per its declared resources."""
     from ray.data import ActorPoolStrategy
@@ -152,9 +195,9 @@ def apply(
         max_size = max(resources.max_actors, resources.min_actors)
         return ds.map_batches(
             runner_cls,
-            fn_constructor_kwargs={"stage": stage, "collector": collector, "pipeline": pipeline},
+            fn_constructor_kwargs={"stage": stage, "collector": collector},
             compute=ActorPoolStrategy(min_size=resources.min_actors, max_size=max_size),
             **common,
         )
-    runner = _named(_StageRunner, stage.name)(stage, collector, pipeline)
+    runner = _named(_StageRunner, stage.name)(stage, collector)
     return ds.map_batches(runner, **common)

@@ -89,7 +89,7 @@ def record_run(pipeline: str, summary: dict[str, Any]) -> None:
     quality = summary.get("quality") or {}
     if summary.get("quality_score") is not None:
         _metric("privacy_ray_data_quality_score").set(float(summary["quality_score"]), tags=tags)
-    coverage = (quality.get("components") or {}).get("coverage")
+    coverage = (quality.get("components") or {}).get("feature_coverage")
     if coverage is not None:
         _metric("privacy_ray_feature_coverage_percent").set(100.0 * float(coverage), tags=tags)
     emb = summary.get("embedding_quality") or {}

@@ -51,20 +51,33 @@ class SourceInfo:
 
 
 def _generate_chunk(
-    batch: dict[str, Any], seed: int, chunk_rows: int, n_total: int, options: dict[str, Any]
+    batch: dict[str, Any],
+    kind: str,
+    seed: int,
+    chunk_rows: int,
+    n_total: int,
+    options: dict[str, Any],
 ) -> pd.DataFrame:
-    from privacy_ray.synth import generate_messages
+    """Generate the chunks named in ``batch``; chunk i uses seed ``seed + 7919 i`` and prefixes
+    its ids with ``c<i>-`` so ids stay unique across chunks (chunk 0 equals a plain call)."""
+    import json
 
+    from privacy_ray.synth import generate_conversations, generate_messages
+
+    generate = generate_messages if kind == "messages" else generate_conversations
+    id_columns = ("message_id", "conversation_id") if kind == "messages" else ("conversation_id",)
     frames = []
     for chunk in batch["id"]:
         chunk = int(chunk)
         rows = min(chunk_rows, n_total - chunk * chunk_rows)
-        df = generate_messages(rows, seed=seed + chunk * 7919, **options)
+        df = generate(rows, seed=seed + chunk * 7919, **options)
         if chunk:
-            df["message_id"] = f"c{chunk}-" + df["message_id"].astype(str)
-            df["conversation_id"] = f"c{chunk}-" + df["conversation_id"].astype(str)
+            for col in id_columns:
+                df[col] = f"c{chunk}-" + df[col].astype(str)
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
+    if kind == "conversations":
+        out["turns"] = out["turns"].map(lambda t: json.dumps(list(t), default=str))
     return out.drop(columns=[c for c in ("template_family", "register") if c in out.columns])
 
 
@@ -74,8 +87,10 @@ def synthetic_source(
     options: dict[str, Any] | None = None,
     chunk_rows: int = SYNTHETIC_CHUNK_ROWS,
     num_cpus: float = 0.25,
+    kind: str = "messages",
 ) -> tuple[ray.data.Dataset, SourceInfo]:
-    """``n`` generated messages, made in Ray tasks of ``chunk_rows`` (deterministic per seed)."""
+    """``n`` generated messages (or conversations), made in Ray tasks of ``chunk_rows``;
+    deterministic per seed, nothing materialised on the driver."""
     import ray.data
 
     n_chunks = max(1, -(-n // chunk_rows))
@@ -85,11 +100,13 @@ def synthetic_source(
         _generate_chunk,
         batch_size=1,
         batch_format="numpy",
-        fn_kwargs={"seed": seed, "chunk_rows": chunk_rows, "n_total": n, "options": options or {}},
+        fn_kwargs={"kind": kind, "seed": seed, "chunk_rows": chunk_rows, "n_total": n,
+                   "options": options or {}},
         num_cpus=num_cpus,
     )
     return ds, SourceInfo(
-        uri=f"synthetic://messages?n={n}&seed={seed}", format="synthetic", files=(), expected_rows=n
+        uri=f"synthetic://{kind}?n={n}&seed={seed}", format="synthetic", files=(),
+        expected_rows=n,
     )
 
 

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from privacy_ray.config import Settings, load_config
 from privacy_ray.k8s import jobs
 from privacy_ray.k8s.jobs import JobSubmissionError, build_request, config_env
+from tests.ray_nodes import free_ports, kill_leftovers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -213,32 +214,6 @@ def test_cli_unreachable_cluster_is_one_line_and_exit_2():
 # --------------------------------------------------------------------------- a real head
 
 
-def _free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _kill_leftovers(marker: str) -> None:
-    """Kill processes of our own head that outlived it (their command line names our temp dir)."""
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit() or int(proc_dir.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(proc_dir.name), signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def ray_head():
     """A separate local Ray head with token auth (own ports, temp dir and token).
@@ -250,7 +225,7 @@ def ray_head():
 
     token = _secrets.token_hex(24)
     temp_dir = tempfile.mkdtemp(prefix="prj", dir="/tmp")  # short: socket paths are limited
-    gcs, dash, client, agent, agent_grpc, rte, metrics, nm, om = _free_ports(9)
+    gcs, dash, client, agent, agent_grpc, rte, metrics, nm, om = free_ports(9)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -309,7 +284,7 @@ def ray_head():
         except (ProcessLookupError, subprocess.TimeoutExpired):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        _kill_leftovers(temp_dir)
+        kill_leftovers(temp_dir)
         log.close()
         subprocess.run(["rm", "-rf", temp_dir], check=False)
 

@@ -267,6 +267,15 @@ def test_http_layer_turns_every_failure_into_json_without_internals():
     status, _, body = _asgi_call(app, "GET", "/nope")
     assert status == 404 and json.loads(body)["error"] == "not_found"
     assert ("/search", "POST", 500) in observed and ("other", "GET", 404) in observed
+    # CORS only for configured origins
+    cors = create_http_app(Broken(), ServeOptions(cors_origins=["https://app.example"]), tokens,
+                           version="0")
+    pre = {"origin": "https://app.example", "access-control-request-method": "POST"}
+    status, headers, _ = _asgi_call(cors, "OPTIONS", "/search", headers=pre)
+    assert status == 200 and headers["access-control-allow-origin"] == "https://app.example"
+    status, headers, _ = _asgi_call(cors, "OPTIONS", "/search",
+                                    headers=dict(pre, origin="https://evil.example"))
+    assert "access-control-allow-origin" not in headers
     # no tokens configured: data endpoints refuse, health stays open
     closed = create_http_app(Broken(), opts, TokenSet([]), version="0")
     status, _, body = _asgi_call(closed, "POST", "/classify", b'{"text": "x"}', auth)

@@ -28,7 +28,13 @@ from privacy_ray.synth.grammar import (
     tidy,
 )
 from privacy_ray.synth.noise import add_typos
-from privacy_ray.synth.pii import iban_valid, luhn_valid, make_card, make_iban
+from privacy_ray.synth.pii import make_card, make_iban
+from privacy_ray.text.redaction import iban_valid
+from privacy_ray.text.redaction import luhn_valid as _luhn_digits
+
+
+def luhn_valid(number: str) -> bool:
+    return _luhn_digits("".join(ch for ch in number if ch.isdigit()))
 
 PRIVACY_LABELS = [label for label in LABELS if label != "none"]
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

@@ -12,7 +12,18 @@ import sys
 
 import typer
 
-from privacy_ray.cli import config_cmd, generate_cmd, run_cmd
+from privacy_ray.cli import (
+    config_cmd,
+    conversations_cmd,
+    generate_cmd,
+    index_cmd,
+    jobs_cmd,
+    manifests_cmd,
+    model_cmd,
+    report_cmd,
+    run_cmd,
+    serve_cmd,
+)
 from privacy_ray.errors import PrivacyRayError
 
 app = typer.Typer(
@@ -24,18 +35,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for _module in (run_cmd, generate_cmd, config_cmd):
+for _module in (run_cmd, generate_cmd, model_cmd, conversations_cmd, index_cmd, serve_cmd,
+                report_cmd, manifests_cmd, jobs_cmd, config_cmd):
     _module.register(app)
-
-# Areas that register themselves when present.
-for _name in ("model_cmd", "conversations_cmd", "index_cmd", "serve_cmd", "manifests_cmd", "jobs_cmd", "report_cmd"):
-    try:
-        _mod = __import__(f"privacy_ray.cli.{_name}", fromlist=["register"])
-    except ModuleNotFoundError as _e:  # pragma: no cover - area not built in this checkout
-        if _e.name != f"privacy_ray.cli.{_name}":
-            raise
-        continue
-    _mod.register(app)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated
 
@@ -46,17 +47,9 @@ def register(app: typer.Typer) -> None:
 
         gen = load(config).settings.generator
         fn = synth.generate_messages if kind == Kind.messages else synth.generate_conversations
-        df = fn(
-            n,
-            seed=seed,
-            label_mix=gen.label_mix,
-            start_date=gen.start_date,
-            days=gen.days,
-            n_users=gen.n_users,
-            typo_rate=gen.typo_rate,
-        )
+        df = fn(n, seed=seed, **gen.generator_kwargs())
         if out.lower().endswith(".csv") and "turns" in df.columns:
-            df = df.assign(turns=df["turns"].map(__import__("json").dumps))
+            df = df.assign(turns=df["turns"].map(lambda t: json.dumps(list(t), default=str)))
         path = write_table(df, out)
         if json_out:
             echo_json({"path": str(path), "kind": kind.value, "n": len(df), "seed": seed})

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from privacy_ray.cli._common import ConfigOption, JsonOption, echo_json, load
+
+MlflowOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--mlflow/--no-mlflow",
+        help="Log params, metrics and artifacts to MLflow (pip extra privacy-ray[mlflow]). "
+        "Default: on when MLFLOW_TRACKING_URI is set.",
+    ),
+]
+
+
+def _tracked(run: Any) -> dict[str, str]:
+    """Say where an MLflow run went (stderr) and return it for --json."""
+    if run is None:
+        return {}
+    typer.echo(f"mlflow run {run.run_id} logged to {run.tracking_uri}", err=True)
+    return {"mlflow_run_id": run.run_id}
 
 TRAIN_HELP = """Train the classifier and write a model directory.
 
@@ -21,6 +38,10 @@ Examples:
   privacy-ray train --out models/default
 
   privacy-ray train --data labelled.parquet --out models/custom --json
+
+  MLFLOW_TRACKING_URI=http://mlflow:5000 privacy-ray train --out models/default
+
+  privacy-ray train --out models/default --mlflow    # local store: ./mlflow.db, ./mlruns
 """
 
 EVALUATE_HELP = """Score a model on labelled data (text, label).
@@ -32,6 +53,8 @@ Examples:
   privacy-ray evaluate --data eval.csv --model models/custom --json
 
   privacy-ray evaluate --data eval.parquet --report reports/
+
+  privacy-ray evaluate --data eval.parquet --model models/custom --mlflow
 """
 
 CLASSIFY_HELP = """Classify one message, or every text in a file; prints JSON per message.
@@ -63,11 +86,13 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         seed: Annotated[int, typer.Option("--seed", help="Seed for data and model.")] = 42,
+        mlflow: MlflowOption = None,
         config: ConfigOption = None,
         json_out: JsonOption = False,
     ) -> None:
         from privacy_ray.api import train_model
         from privacy_ray.tables import read_table
+        from privacy_ray.tracking import log_training
 
         settings = load(config, classifier__training_messages=n).settings
         if data:
@@ -77,8 +102,11 @@ def register(app: typer.Typer) -> None:
 
             df = generate_messages(settings.classifier.training_messages, seed=seed)
         report = train_model(df, out, settings, seed=seed)
+        tracked = _tracked(log_training(
+            report, out, settings, data_source=data or "synthetic", seed=seed, flag=mlflow,
+            warn=lambda m: typer.echo(m, err=True)))
         if json_out:
-            echo_json({"model_dir": out, **report})
+            echo_json({"model_dir": out, **report, **tracked})
             return
         typer.echo(f"model written to {out} (best family: {report['best_family']})")
         for fam, scores in report["families"].items():
@@ -97,6 +125,7 @@ def register(app: typer.Typer) -> None:
                 "--report", help="Also write a confusion-matrix PNG and the per-label table here."
             ),
         ] = None,
+        mlflow: MlflowOption = None,
         config: ConfigOption = None,
         json_out: JsonOption = False,
     ) -> None:
@@ -121,6 +150,11 @@ def register(app: typer.Typer) -> None:
             from privacy_ray.model.reports import write_evaluation_report
 
             result["report"] = str(write_evaluation_report(result, report))
+        from privacy_ray.tracking import log_evaluation
+
+        result.update(_tracked(log_evaluation(
+            result, model_dir, settings, data_source=data, flag=mlflow,
+            warn=lambda m: typer.echo(m, err=True))))
         if json_out:
             echo_json(result)
             return

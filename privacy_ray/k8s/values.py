@@ -220,7 +220,7 @@ class SecretRef(_Values):
 
 def _default_secrets() -> list[SecretRef]:
     return [
-        SecretRef(secret="privacy-ray-api-tokens", key="api-token", env="PRIVACY_RAY_API_TOKEN"),
+        SecretRef(secret="privacy-ray-api-tokens", key="api-tokens", env="PRIVACY_RAY_API_TOKENS"),
         SecretRef(secret="privacy-ray-hmac", key="hmac-key", env="PRIVACY_RAY_HMAC_KEY"),
     ]
 

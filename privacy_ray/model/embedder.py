@@ -67,6 +67,7 @@ class SentenceEncoder:
         backend: Literal["torch", "onnx"] = "torch",
         cpu_batch_size: int = 64,
         gpu_batch_size: int = 256,
+        onnx_cache_dir: str | None = None,
     ) -> None:
         self.model_name = model
         self.device = device
@@ -77,6 +78,7 @@ class SentenceEncoder:
         self._batch_size = batch_size
         self._cpu_batch_size = cpu_batch_size
         self._gpu_batch_size = gpu_batch_size
+        self.onnx_cache_dir = onnx_cache_dir  # None: ~/.cache/privacy-ray/onnx
         self._model = None
 
     @classmethod
@@ -103,6 +105,8 @@ class SentenceEncoder:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TQDM_DISABLE", "1")
+        if self.backend == "onnx":
+            return self._load_onnx()
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -112,11 +116,8 @@ class SentenceEncoder:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         path = resolve_model_path(self.model_name)
-        kwargs = {}
-        if self.backend == "onnx":
-            kwargs = {"backend": "onnx"}
         try:
-            model = SentenceTransformer(path, device=device, **kwargs)
+            model = SentenceTransformer(path, device=device)
         except Exception as e:
             msg = (
                 f"cannot load embedding model {self.model_name!r} from {path}: "
@@ -127,6 +128,23 @@ class SentenceEncoder:
         model.max_seq_length = self.max_seq_length_tokens
         self._model = model
         self.resolved_device = device
+        return self
+
+    def _load_onnx(self) -> SentenceEncoder:
+        """Int8 ONNX Runtime on the CPU, exported locally once (see ``onnx_backend``)."""
+        from privacy_ray.errors import ConfigError
+        from privacy_ray.model.onnx_backend import load_onnx_model
+
+        if self.device == "cuda":
+            msg = "embedding.backend 'onnx' runs int8 on the CPU; set embedding.device: auto or cpu"
+            raise ConfigError(msg)
+        self._model = load_onnx_model(
+            self.model_name,
+            threads=self.torch_threads,
+            max_seq_length=self.max_seq_length_tokens,
+            cache_dir=self.onnx_cache_dir,
+        )
+        self.resolved_device = "cpu"
         return self
 
     @property

@@ -84,10 +84,13 @@ class ValidateConversations(Stage):
     def process(self, batch: pd.DataFrame) -> pd.DataFrame:
         batch = batch.copy()
         add_reason(batch, batch["conversation_id"].isna(), "conversation_id_null")
-        turns = batch["turns"].map(_turns)
-        add_reason(batch, turns.isna(), "turns_missing")
-        has_customer = turns.map(lambda ts: bool(ts) and bool(customer_text(ts)))
-        add_reason(batch, turns.notna() & ~has_customer, "no_customer_turn")
+        # plain lists: pandas would turn equal-length lists of turns into 2-D arrays
+        turns = [_turns(v) for v in batch["turns"].tolist()]
+        missing = pd.Series([t is None for t in turns], index=batch.index)
+        add_reason(batch, missing, "turns_missing")
+        no_customer = pd.Series([t is not None and not customer_text(t) for t in turns],
+                                index=batch.index)
+        add_reason(batch, no_customer, "no_customer_turn")
         started = pd.to_datetime(batch["started_at"], utc=True, errors="coerce", format="mixed")
         add_reason(batch, started.isna(), "started_at_unparseable")
         add_reason(batch, started > pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1),
@@ -96,7 +99,8 @@ class ValidateConversations(Stage):
                    "channel_unknown")
         dup = batch["conversation_id"].notna() & batch["conversation_id"].duplicated()
         add_reason(batch, dup, "duplicate_conversation_id")
-        batch["turns"] = turns.map(lambda t: json.dumps(t) if t is not None else None)
+        batch["turns"] = pd.Series([json.dumps(t, default=str) if t is not None else None
+                                    for t in turns], index=batch.index, dtype=object)
         batch["started_at"] = started.astype("datetime64[ns, UTC]")
         return batch
 
@@ -113,9 +117,9 @@ class FlattenConversations(Stage):
 
     def process(self, batch: pd.DataFrame) -> pd.DataFrame:
         batch = batch.copy()
-        turns = batch["turns"].map(json.loads)
-        batch["text"] = turns.map(lambda t: flatten_turns(t, self.mode))
-        batch["customer_text"] = turns.map(customer_text)
+        turns = [json.loads(t) for t in batch["turns"].tolist()]
+        batch["text"] = [flatten_turns(t, self.mode) for t in turns]
+        batch["customer_text"] = [customer_text(t) for t in turns]
         batch["date"] = pd.to_datetime(batch["started_at"], utc=True).dt.strftime("%Y-%m-%d")
         return batch
 
@@ -166,41 +170,17 @@ class EmbedAndClassifyConversations(Stage):
         return batch.drop(columns=["customer_text"])
 
 
-def _generate_conversations(batch: dict[str, Any], seed: int, chunk_rows: int, n_total: int,
-                            options: dict[str, Any]) -> pd.DataFrame:
-    from privacy_ray.synth import generate_conversations
-
-    frames = []
-    for chunk in batch["id"]:
-        chunk = int(chunk)
-        rows = min(chunk_rows, n_total - chunk * chunk_rows)
-        df = generate_conversations(rows, seed=seed + chunk * 7919, **options)
-        if chunk:
-            df["conversation_id"] = f"c{chunk}-" + df["conversation_id"].astype(str)
-        frames.append(df)
-    out = pd.concat(frames, ignore_index=True)
-    out["turns"] = out["turns"].map(lambda t: json.dumps(list(t), default=str))
-    return out[list(CONVERSATION_COLUMNS)]
-
-
 def conversation_source(settings: Settings, input_path: str | None, n: int, seed: int,
                         num_cpus: float):  # -> (Dataset, uri)
     """Generated conversations, or Parquet / JSON Lines files with the conversation columns."""
     import ray.data
 
-    from privacy_ray.sources import detect_format, list_input_files
+    from privacy_ray.sources import detect_format, list_input_files, synthetic_source
 
     if input_path is None:
-        chunk_rows = 2000
-        n_chunks = max(1, -(-n // chunk_rows))
-        gen = settings.generator
-        ds = ray.data.from_items([{"id": i} for i in range(n_chunks)],
-                                 override_num_blocks=n_chunks).map_batches(
-            _generate_conversations, batch_size=1, batch_format="numpy", num_cpus=num_cpus,
-            fn_kwargs={"seed": seed, "chunk_rows": chunk_rows, "n_total": n, "options": {
-                "label_mix": gen.label_mix, "start_date": gen.start_date, "days": gen.days,
-                "n_users": gen.n_users, "typo_rate": gen.typo_rate}})
-        return ds, f"synthetic://conversations?n={n}&seed={seed}"
+        ds, info = synthetic_source(n, seed, settings.generator.generator_kwargs(),
+                                    chunk_rows=2000, num_cpus=num_cpus, kind="conversations")
+        return ds.select_columns(list(CONVERSATION_COLUMNS)), info.uri
     fmt = detect_format(input_path, settings.input.format)
     files = list(list_input_files(input_path, fmt))
     if fmt == "parquet":
@@ -280,7 +260,7 @@ def run_conversations(
         if day is not None:
             ds = ds.map_batches(_mark_other_day, batch_format="pandas", num_cpus=cpus,
                                 fn_kwargs={"day": day})
-        collector = start_stats_collector()
+        collector = start_stats_collector("conversations")
         bundle_ref = ray.put(bundle)
         embed_res = settings.resources_for("embed")
         stages: list[Stage] = [
@@ -290,7 +270,7 @@ def run_conversations(
         ]
         for stage in stages:
             res = embed_res if stage.stateful else settings.resources_for("normalize")
-            ds = apply(ds, stage, res, collector, pipeline="conversations")
+            ds = apply(ds, stage, res, collector)
         done = ds.materialize()
         stage_stats = ray.get(collector.snapshot.remote())
         rows_in = stage_stats.get(stages[0].name, StageStats()).rows_in
@@ -334,12 +314,10 @@ def run_conversations(
         output_dataset(f"{folder.uri}/quarantine", row_count=counts["quarantined"])])
     lineage.close()
     folder.mark(complete=True)
-    from privacy_ray import metrics
-
-    metrics.record_run("conversations", summary)
+    ray.get(collector.record_run.remote(summary))
     if store_summary.get("per_shard"):
-        metrics.record_store(store_path, {shard: e["count"]
-                                          for shard, e in store_summary["per_shard"].items()})
+        ray.get(collector.record_store.remote(
+            store_path, {shard: e["count"] for shard, e in store_summary["per_shard"].items()}))
     return summary
 
 

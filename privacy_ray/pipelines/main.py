@@ -191,17 +191,10 @@ def run_pipeline(
     if input_path:
         ds, source = file_source(input_path, settings.input, read_cpus)
     else:
-        gen = settings.generator
         ds, source = synthetic_source(
             settings.pipeline.n_messages,
             settings.pipeline.seed,
-            {
-                "label_mix": gen.label_mix,
-                "start_date": gen.start_date,
-                "days": gen.days,
-                "n_users": gen.n_users,
-                "typo_rate": gen.typo_rate,
-            },
+            settings.generator.generator_kwargs(),
             num_cpus=read_cpus,
         )
     folder = RunFolder.create(settings.pipeline.output_dir)
@@ -227,9 +220,6 @@ def run_pipeline(
     result.extra["lineage"] = lineage.stats()
     lineage.close()
     folder.write_json("summary.json", result.to_summary())
-    from privacy_ray import metrics
-
-    metrics.record_run("main", result.to_summary())
     return result
 
 
@@ -309,6 +299,7 @@ def _execute(
     gate_error = _assess_quality(settings, result, ordered, gx, folder)
     result.complete = gate_error is None
     folder.write_json("summary.json", result.to_summary())
+    ray.get(collector.record_run.remote(result.to_summary()))
     if gate_error is not None:
         raise gate_error
     folder.mark(complete=True)

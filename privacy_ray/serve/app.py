@@ -1,7 +1,9 @@
 """The Ray Serve application: health, similarity search and classification over the store.
 
 ``build_app(args)`` is the one builder behind ``privacy-ray serve``, ``serve run
-privacy_ray.serve.app:build_app``, ``serve build`` and the RayService ``serveConfigV2``.
+privacy_ray.serve.app:build_app store_path=...`` and the RayService ``serveConfigV2``;
+``privacy_ray.serve.app:app`` is the same app built from the config file and environment, for
+``serve build`` (which wants an Application, not a builder).
 
 Deployments (replicas and CPUs per deployment come from :class:`ServeOptions`)::
 
@@ -229,8 +231,14 @@ class ShardSearcher(_Retrying):
         opts = cfg.options
         faiss.omp_set_num_threads(opts.shard_faiss_threads)
         self._init_retry(opts.retry_load_s)
+        from privacy_ray.store import StoreOptions
+
+        # search-time knobs (ivf_nprobe, hnsw_ef_search, ...) from the config win over the
+        # values recorded in the manifest, as for VectorStore.open
+        search = StoreOptions.from_config(cfg.settings.store).search_params()
         self.holder = ShardHolder(cfg.store_path, shard_no, num_shards=num_shards,
-                                  keep_previous=opts.keep_previous_version)
+                                  keep_previous=opts.keep_previous_version,
+                                  search_overrides=search)
         self._poll_s = opts.reload_poll_s
         await self._try_refresh()
         self._poller = (asyncio.get_running_loop().create_task(self._poll())
@@ -689,3 +697,13 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         ray_actor_options={"num_cpus": opts.ingress_num_cpus},
         max_ongoing_requests=opts.ingress_max_ongoing_requests, **health,
     ).bind(embedder, classifier, shards, conf, num_shards)
+
+
+def __getattr__(name: str) -> Any:
+    """``privacy_ray.serve.app:app``: the app built from the config file and environment, for
+    tools that want an Application rather than a builder (``serve build``, ``serve run``
+    without arguments). Built on first access, never at import."""
+    if name == "app":
+        return build_app({})
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

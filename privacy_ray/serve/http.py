@@ -193,13 +193,15 @@ def create_http_app(
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, headers=exc.headers)
 
-    app.add_middleware(GuardMiddleware, max_body_bytes=options.max_body_bytes, observe=observe)
     if options.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(options.cors_origins),
                            allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
+
+    # added last = outermost: every request, CORS preflights included, is guarded and timed
+    app.add_middleware(GuardMiddleware, max_body_bytes=options.max_body_bytes, observe=observe)
 
     bearer = HTTPBearer(auto_error=False, description=f"An API token from {API_TOKENS_ENV}.")
 

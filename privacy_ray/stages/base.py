@@ -135,7 +135,7 @@ def _one_type_per_column(df: pd.DataFrame) -> pd.DataFrame:
     """
     for col in df.columns:
         dtype = df[col].dtype
-        if dtype != object and not pd.api.types.is_string_dtype(dtype):
+        if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
             continue
         values = df[col].astype(object)
         missing = values.isna().to_numpy()
@@ -178,7 +178,8 @@ def apply_stage(stage: Stage, batch: pd.DataFrame) -> tuple[pd.DataFrame, StageS
         for col in processed.columns:
             dtype = processed[col].dtype
             if (col in passed.columns and col not in (QUARANTINE_COLUMN, RECORD_COLUMN)
-                    and dtype != object and not pd.api.types.is_string_dtype(dtype)):
+                    and not pd.api.types.is_object_dtype(dtype)
+                    and not pd.api.types.is_string_dtype(dtype)):
                 passed[col] = pd.Series([None] * len(passed), dtype=dtype)
         out = _one_type_per_column(pd.concat([processed, passed], ignore_index=True, sort=False))
     else:

@@ -20,24 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from privacy_ray.config import LABELS
+from privacy_ray.config import DEFAULT_LABEL_MIX, LABELS
 from privacy_ray.errors import ConfigError
 from privacy_ray.synth.bank import Family, PhraseBank, load_bank
 from privacy_ray.synth.compose import REGISTERS, Composer
 from privacy_ray.synth.pii import Persona, make_persona
 
-#: Label shares of real support traffic: mostly ordinary support (same as the config default).
-DEFAULT_LABEL_MIX: dict[str, float] = {
-    "none": 0.55,
-    "access_request": 0.07,
-    "deletion_request": 0.08,
-    "correction_request": 0.05,
-    "portability_request": 0.04,
-    "opt_out": 0.07,
-    "consent_withdrawal": 0.04,
-    "privacy_complaint": 0.04,
-    "policy_question": 0.06,
-}
 DEFAULT_TYPO_RATE = 0.02
 
 MESSAGE_COLUMNS = ("message_id", "conversation_id", "user_id", "channel", "timestamp", "text",

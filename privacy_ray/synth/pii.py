@@ -154,28 +154,6 @@ def luhn_check_digit(digits: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def luhn_valid(number: str) -> bool:
-    """True when the digits of ``number`` (separators ignored) pass the Luhn test."""
-    digits = [int(c) for c in number if c.isdigit()]
-    if len(digits) < 2:
-        return False
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def iban_valid(iban: str) -> bool:
-    """ISO 13616 mod-97 check of an IBAN (spaces ignored)."""
-    s = iban.replace(" ", "").upper()
-    rearranged = s[4:] + s[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
-
-
 def _digits(rng: Random, n: int) -> str:
     """``n`` random decimal digits (leading zeros kept); 12 digits per float draw."""
     out = ""

@@ -1,0 +1,469 @@
+"""Int8 ONNX Runtime backend for the sentence encoder (``embedding.backend: onnx``), CPU only.
+
+The bundled model is exported locally on first use (nothing is downloaded) into a cache folder
+``<cache>/<model fingerprint>/int8-<cpu target>-ort<version>-f<format>/`` and reused afterwards:
+
+1. torch's ONNX exporter traces the whole sentence-transformers stack (transformer, pooling,
+   normalisation) with eager attention, so the graph has one ``sentence_embedding`` output;
+2. ONNX Runtime's transformer optimizer fuses it (Attention, SkipLayerNorm, BiasGelu): the fused
+   graph is what makes int8 pay off (unfused int8 is about 1.8x torch here, fused about 3x);
+3. ONNX Runtime's dynamic quantisation turns MatMul and Attention weights into int8 with the
+   settings optimum (and so sentence-transformers' ``export_dynamic_quantized_onnx_model``) picks
+   for the CPU's instruction set: ``avx512_vnni``, ``avx512``, ``avx2`` or ``arm64``. Only
+   weight-constant MatMuls are quantised; activation x activation products stay float.
+4. A probe compares the int8 model with torch on a few sentences; a broken export is refused.
+
+Why not sentence-transformers' own ``backend="onnx"``: it needs ``optimum-onnx``, whose only
+release pins ``transformers<4.58`` while sentence-transformers 6.2 needs ``transformers>=5``, so
+the two cannot be installed together. This module needs only ``onnxruntime`` and ``onnx``.
+
+Model identity: the int8 encoder is deliberately *not* a different embedding model. Its vectors
+agree with the fp32 ones at cosine ~0.99 (mean over the bench texts; the lowest values, ~0.95, are
+one- to three-token texts) and a classifier trained on either scores the same macro-F1 within
+0.01 (``bench/bench_onnx.py``), so stores, classifier artifacts and the default-model cache keep
+keying on ``embedding.model`` and its weights fingerprint: switching backends needs no re-index or
+retraining, and a pipeline on torch/GPU can feed a Serve app on onnx/CPU. Which backend and
+quantisation produced vectors is provenance, recorded in ``export.json`` and :attr:`info`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from privacy_ray.errors import DependencyError, ModelError
+
+log = logging.getLogger(__name__)
+
+#: Bump when the export steps change: older cached exports are then ignored, not reused.
+EXPORT_FORMAT_VERSION = 1
+DEFAULT_CACHE_DIR = "~/.cache/privacy-ray/onnx"
+MODEL_FILE = "model_int8.onnx"
+MANIFEST_FILE = "export.json"
+TOKENIZER_DIR = "tokenizer"
+PIP_COMMAND = "pip install 'onnxruntime>=1.20' 'onnx>=1.17'"
+#: Below this cosine against torch on the probe sentences an export is considered broken.
+MIN_PROBE_COSINE = 0.9
+#: Model types whose graphs ONNX Runtime's "bert" fusions understand.
+_FUSABLE_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "camembert", "electra"}
+_PROBES = (
+    "Please delete my account and every piece of data you hold about me.",
+    "I would like a copy of all personal data you process about me under Article 15 GDPR.",
+    "Stop selling my personal information to third parties.",
+    "My package never arrived, can you check the tracking number?",
+    "How long do you keep my chat transcripts?",
+    "thanks",
+    "",
+    "Hello, I changed my address last month but the invoice still shows the old one. " * 8,
+)
+
+
+@dataclass(frozen=True)
+class QuantizationSpec:
+    """ONNX Runtime dynamic-quantisation settings for one CPU family (as in optimum's presets).
+
+    Activations are always uint8 in dynamic quantisation. AVX2 without VNNI can saturate the
+    u8 x s8 products, so its preset uses uint8 weights; AVX-512 VNNI and ARM64 use int8 weights.
+    """
+
+    target: str
+    weight_type: str  # "QInt8" | "QUInt8"
+    per_channel: bool = True
+    reduce_range: bool = False
+    weight_symmetric: bool = True
+    activation_symmetric: bool = False
+
+
+QUANTIZATION_SPECS: dict[str, QuantizationSpec] = {
+    "avx512_vnni": QuantizationSpec("avx512_vnni", "QInt8"),
+    "avx512": QuantizationSpec("avx512", "QInt8"),
+    "avx2": QuantizationSpec("avx2", "QUInt8"),
+    "arm64": QuantizationSpec("arm64", "QInt8"),
+}
+
+
+def require_onnx() -> None:
+    """Raise :class:`DependencyError` with the pip command when onnxruntime or onnx is missing."""
+    missing = []
+    for module in ("onnxruntime", "onnx"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        msg = (
+            f"embedding.backend 'onnx' needs {' and '.join(missing)}: {PIP_COMMAND} "
+            "(or pip install 'privacy-ray[onnx]'), or set embedding.backend: torch"
+        )
+        raise DependencyError(msg)
+
+
+def detect_quantization_target(cpuinfo: str | None = None, machine: str | None = None) -> str:
+    """The quantisation preset for this CPU: ``avx512_vnni``, ``avx512``, ``avx2`` or ``arm64``.
+
+    Reads the flags of ``/proc/cpuinfo`` (or the given text). Where they cannot be read (macOS,
+    Windows) x86 falls back to ``avx2``, whose uint8 weights are exact on every x86 CPU.
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine in {"arm64", "aarch64", "armv8l", "armv8b"}:
+        return "arm64"
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in {"flags", "Features"}:
+            flags.update(value.split())
+            break
+    if {"avx512_vnni", "avx512vnni"} & flags:
+        return "avx512_vnni"
+    if {"avx512f", "avx512bw"} <= flags:
+        return "avx512"
+    return "avx2"
+
+
+def export_dir(model: str, target: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the int8 export of ``model`` for ``target`` lives (it may not exist yet)."""
+    import onnxruntime
+
+    from privacy_ray.model.embedder import model_fingerprint
+
+    root = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()
+    ort_version = ".".join(onnxruntime.__version__.split(".")[:2])
+    name = f"int8-{target}-ort{ort_version}-f{EXPORT_FORMAT_VERSION}"
+    return root / model_fingerprint(model) / name
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's and quantiser's advice (warnings, root-logger lines) for a moment."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _export_fp32(st: Any, path: Path) -> list[str]:
+    """Trace the sentence-transformers stack to ONNX; returns the input names, in order."""
+    import torch
+
+    tokenizer = st.tokenizer
+    sample = tokenizer(
+        ["a short probe", "a somewhat longer probe sentence for the exporter"],
+        padding=True,
+        return_tensors="pt",
+    )
+    names = [n for n in ("input_ids", "token_type_ids", "attention_mask") if n in sample]
+
+    class _Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.st = st
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return self.st(dict(zip(names, tensors, strict=True)))["sentence_embedding"]
+
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["sentence_embedding"] = {0: "batch"}
+    with _quiet(), torch.no_grad():
+        torch.onnx.export(
+            _Wrapper().eval(),
+            tuple(sample[n] for n in names),
+            str(path),
+            input_names=names,
+            output_names=["sentence_embedding"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,  # the TorchScript exporter handles dynamic batch x sequence axes
+        )
+    return names
+
+
+def _fuse(src: Path, dst: Path, config: Any) -> dict[str, int]:
+    """ONNX Runtime's transformer fusions; returns the fused-operator counts ({} if skipped)."""
+    model_type = getattr(config, "model_type", "")
+    if model_type not in _FUSABLE_MODEL_TYPES:
+        shutil.copyfile(src, dst)
+        return {}
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    try:
+        with _quiet():
+            optimized = optimize_model(
+                str(src),
+                model_type="bert",
+                num_heads=int(config.num_attention_heads),
+                hidden_size=int(config.hidden_size),
+                opt_level=0,  # graph fusions only; runtime optimisations are the session's job
+            )
+            optimized.save_model_to_file(str(dst))
+    except Exception as e:  # fusions are an optimisation: fall back to the plain graph
+        log.warning("ONNX transformer fusions failed (%s); quantising the unfused graph", e)
+        shutil.copyfile(src, dst)
+        return {}
+    return {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
+
+
+def _quantize(src: Path, dst: Path, spec: QuantizationSpec) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet():
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            op_types_to_quantize=["MatMul", "Attention"],
+            per_channel=spec.per_channel,
+            reduce_range=spec.reduce_range,
+            weight_type=getattr(QuantType, spec.weight_type),
+            extra_options={
+                "WeightSymmetric": spec.weight_symmetric,
+                "ActivationSymmetric": spec.activation_symmetric,
+                "MatMulConstBOnly": True,
+                "DefaultTensorType": 1,  # float: fused contrib ops defeat shape inference
+            },
+        )
+
+
+def _export(model: str, target: str, final: Path) -> None:
+    """Export, fuse, quantise and probe into a temporary folder, then rename it into place."""
+    from sentence_transformers import SentenceTransformer
+
+    from privacy_ray.model.embedder import model_fingerprint, resolve_model_path
+
+    started = time.perf_counter()
+    path = resolve_model_path(model)
+    spec = QUANTIZATION_SPECS[target]
+    try:
+        st = SentenceTransformer(path, device="cpu")
+    except Exception as e:
+        msg = (
+            f"cannot load embedding model {model!r} from {path} to export it to ONNX: "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}; set embedding.model to "
+            "a local sentence-transformers directory"
+        )
+        raise ModelError(msg) from e
+    transformer = st[0]
+    config = transformer.auto_model.config
+    with contextlib.suppress(Exception):  # eager attention traces to a graph ORT can fuse
+        transformer.auto_model.set_attn_implementation("eager")
+    max_len = int(getattr(st, "max_seq_length", None) or 256)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        work = tmp / "work"
+        work.mkdir()
+        try:
+            names = _export_fp32(st, work / "fp32.onnx")
+        except Exception as e:
+            msg = (
+                f"cannot export {model!r} to ONNX ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}); set embedding.backend: torch"
+            )
+            raise ModelError(msg) from e
+        fused = _fuse(work / "fp32.onnx", work / "fused.onnx", config)
+        _quantize(work / "fused.onnx", tmp / MODEL_FILE, spec)
+        st.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+        shutil.rmtree(work)
+
+        import onnx
+        import onnxruntime
+        import sentence_transformers
+        import torch
+        import transformers
+
+        manifest: dict[str, Any] = {
+            "format_version": EXPORT_FORMAT_VERSION,
+            "model": model,
+            "model_path": path,
+            "model_fingerprint": model_fingerprint(model),
+            "model_type": getattr(config, "model_type", None),
+            "dimension": int(st.get_embedding_dimension()),
+            "max_seq_length": max_len,
+            "do_lower_case": bool(getattr(transformer, "do_lower_case", False)),
+            "inputs": names,
+            "output": "sentence_embedding",
+            "quantization": asdict(spec),
+            "quantized_ops": ["MatMul", "Attention"],
+            "fused_operators": fused,
+            "versions": {
+                "onnxruntime": onnxruntime.__version__,
+                "onnx": onnx.__version__,
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "sentence_transformers": sentence_transformers.__version__,
+            },
+        }
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest))
+        probe = list(_PROBES)
+        ref = st.encode(
+            probe, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        got = OnnxSentenceModel(tmp, threads=None, max_seq_length=max_len).encode(probe)
+        cos = (ref * got).sum(axis=1)
+        if not np.isfinite(cos).all() or float(cos.min()) < MIN_PROBE_COSINE:
+            msg = (
+                f"the int8 ONNX export of {model!r} disagrees with torch (probe cosine "
+                f"{float(np.nan_to_num(cos).min()):.3f} < {MIN_PROBE_COSINE}); "
+                "set embedding.backend: torch"
+            )
+            raise ModelError(msg)
+        manifest["probe_cosine_min"] = round(float(cos.min()), 5)
+        manifest["probe_cosine_mean"] = round(float(cos.mean()), 5)
+        manifest["export_seconds"] = round(time.perf_counter() - started, 2)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is as readable as ~/.cache
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not _complete(final):
+                raise
+            # another process finished the same export first: keep theirs
+        log.info(
+            "exported %s to int8 ONNX (%s) in %.1f s: %s",
+            model,
+            target,
+            manifest["export_seconds"],
+            final,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / MANIFEST_FILE).is_file() and (folder / MODEL_FILE).is_file()
+
+
+def ensure_export(
+    model: str,
+    cache_dir: str | os.PathLike | None = None,
+    target: str | None = None,
+) -> tuple[Path, bool]:
+    """The folder of ``model``'s int8 export, exporting it first if needed; ``(dir, exported)``.
+
+    Concurrent callers (several actors starting at once) may each export; the first rename wins
+    and the others discard their copy, so a reader never sees a half-written folder.
+    """
+    require_onnx()
+    target = target or detect_quantization_target()
+    if target not in QUANTIZATION_SPECS:
+        msg = f"unknown quantisation target {target!r}; use one of {', '.join(QUANTIZATION_SPECS)}"
+        raise ValueError(msg)
+    final = export_dir(model, target, cache_dir)
+    if _complete(final):
+        return final, False
+    if final.exists() and not _complete(final):
+        # exports appear by an atomic rename, so this folder was left by hand: start over
+        shutil.rmtree(final, ignore_errors=True)
+    _export(model, target, final)
+    return final, True
+
+
+class OnnxSentenceModel:
+    """The part of ``SentenceTransformer`` that ``SentenceEncoder`` uses, run by ONNX Runtime.
+
+    ``tokenizer`` is the model's own (saved next to the graph) so the long-text policies work as
+    with torch; texts are tokenised like sentence-transformers does (longest-first truncation at
+    ``max_seq_length``, padding per batch) and sorted by length to cut padding.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        threads: int | None = None,
+        max_seq_length: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        folder = Path(folder)
+        manifest_path = folder / MANIFEST_FILE
+        self.info: dict[str, Any] = (
+            json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        )
+        self.info["path"] = str(folder)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or 0)  # 0: ONNX Runtime's default (cores)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+            self.tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR))
+        except Exception as e:
+            msg = (
+                f"cannot load the ONNX export in {folder} ({type(e).__name__}); delete that "
+                "folder to export again, or set embedding.backend: torch"
+            )
+            raise ModelError(msg) from e
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        output_dim = self._session.get_outputs()[0].shape[-1]
+        self._dimension = int(self.info.get("dimension") or output_dim)
+        self._lower = bool(self.info.get("do_lower_case", False))
+        self.max_seq_length = int(max_seq_length or self.info.get("max_seq_length") or 256)
+
+    def get_embedding_dimension(self) -> int:
+        return self._dimension
+
+    def encode(
+        self,
+        sentences: list[str],
+        batch_size: int = 64,
+        normalize_embeddings: bool = True,
+        **_: Any,
+    ) -> np.ndarray:
+        """``(len(sentences), dim)`` float32; unit norm unless ``normalize_embeddings`` is off."""
+        texts = [str(t).lower() if self._lower else str(t) for t in sentences]
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), max(1, batch_size)):
+            idx = order[start : start + batch_size]
+            feats = self.tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation="longest_first",
+                max_length=self.max_seq_length,
+                return_tensors="np",
+            )
+            feed = {name: np.asarray(feats[name], dtype=np.int64) for name in self._inputs}
+            out[idx] = self._session.run(None, feed)[0]
+        if normalize_embeddings:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+
+def load_onnx_model(
+    model: str,
+    threads: int | None = None,
+    max_seq_length: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    target: str | None = None,
+) -> OnnxSentenceModel:
+    """The int8 ONNX encoder for ``model``, exported on first use and reused afterwards."""
+    folder, exported = ensure_export(model, cache_dir=cache_dir, target=target)
+    encoder = OnnxSentenceModel(folder, threads=threads, max_seq_length=max_seq_length)
+    encoder.info["exported_now"] = exported
+    return encoder
