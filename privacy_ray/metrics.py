@@ -1,6 +1,7 @@
 """Prometheus metrics through ``ray.util.metrics``, exported by every Ray node's metrics agent.
 
-All names start with ``privacy_ray_`` (Ray prefixes nothing for application metrics) and are
+All names start with ``privacy_ray_``; Ray exports them as ``ray_<name>`` (counters with a
+``_total`` suffix) plus node and session labels. They are
 listed in :data:`METRICS`, which the docs' table and the Grafana dashboard test read. Metric
 objects are created lazily, once per process, and every call is best effort: metrics must
 never fail a pipeline.

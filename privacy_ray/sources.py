@@ -273,6 +273,16 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def check_input(path: str, input_cfg: InputConfig) -> tuple[str, tuple[str, ...]]:
+    """Format and files of ``path``, or InputError: cheap checks to run before any model loads."""
+    fmt = detect_format(path, input_cfg.format)
+    files = list_input_files(path, fmt)
+    if fmt == "parquet":
+        _check_parquet(files)
+        _check_columns(_parquet_columns(files[0]), input_cfg.column_map, files[0])
+    return fmt, files
+
+
 def file_source(
     path: str,
     input_cfg: InputConfig,

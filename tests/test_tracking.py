@@ -160,6 +160,7 @@ def test_cli_evaluate_logs_when_tracking_uri_is_set(tiny_model_dir, tmp_path, mo
 
     from privacy_ray.cli import app
 
+    monkeypatch.chdir(tmp_path)  # MLflow puts a configured SQLite store's artifacts in ./mlruns
     data = tmp_path / "eval.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in SAMPLE) + "\n")
     uri = f"sqlite:///{tmp_path}/store.db"
@@ -195,7 +196,7 @@ def test_cli_train_with_mlflow_flag_uses_the_local_store(tmp_path, monkeypatch, 
     from privacy_ray.cli import app
 
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(app, ["train", "--n", "120", "--seed", "3", "--out",
+    res = CliRunner().invoke(app, ["train", "--n", "300", "--seed", "42", "--out",
                                    str(tmp_path / "m"), "--mlflow", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -203,7 +204,7 @@ def test_cli_train_with_mlflow_flag_uses_the_local_store(tmp_path, monkeypatch, 
     logged = client.get_run(out["mlflow_run_id"])
     best = out["families"][out["best_family"]]
     assert logged.data.metrics["heldout.best.macro_f1"] == pytest.approx(best["macro_f1"])
-    assert logged.data.params["data"] == "synthetic" and logged.data.params["seed"] == "3"
+    assert logged.data.params["data"] == "synthetic" and logged.data.params["seed"] == "42"
     model_files = {a.path for a in client.list_artifacts(logged.info.run_id, "model")}
     assert "model/metadata.json" in model_files and "model/classifier.skops" in model_files
 

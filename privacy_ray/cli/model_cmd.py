@@ -14,8 +14,8 @@ MlflowOption = Annotated[
     bool | None,
     typer.Option(
         "--mlflow/--no-mlflow",
-        help="Log params, metrics and artifacts to MLflow (pip extra privacy-ray[mlflow]). "
-        "Default: on when MLFLOW_TRACKING_URI is set.",
+        help="Log params, metrics and artifacts to MLflow (needs the mlflow extra). Default: on "
+        "when MLFLOW_TRACKING_URI is set; without it, a local store ./mlflow.db + ./mlruns.",
     ),
 ]
 
@@ -39,9 +39,9 @@ Examples:
 
   privacy-ray train --data labelled.parquet --out models/custom --json
 
-  MLFLOW_TRACKING_URI=http://mlflow:5000 privacy-ray train --out models/default
+  MLFLOW_TRACKING_URI=http://mlflow:5000 privacy-ray train --out models/m
 
-  privacy-ray train --out models/default --mlflow    # local store: ./mlflow.db, ./mlruns
+  privacy-ray train --out models/default --mlflow
 """
 
 EVALUATE_HELP = """Score a model on labelled data (text, label).

@@ -193,20 +193,21 @@ def train(
     scores: dict[str, Any] = {}
     for family in families:
         t0 = time.perf_counter()
-        bundle = _fit(
-            encoded[~held],
-            feats[~held],
-            texts[~held],
-            labels[~held],
-            family,
-            settings.embedding.svd_dim,
-            seed,
-            meta_base,
-        )
+        try:
+            bundle = _fit(encoded[~held], feats[~held], texts[~held], labels[~held], family,
+                          settings.embedding.svd_dim, seed, meta_base)
+        except ValueError as e:  # e.g. too few examples of a label for the family's CV
+            log.warning("model family %s skipped: %s", family, str(e).splitlines()[0])
+            continue
         pred = _predict_labels(bundle, encoded[held], feats[held], texts[held])
         scores[family] = metrics(labels[held], pred)
         scores[family]["fit_seconds"] = round(time.perf_counter() - t0, 2)
         log.info("family %s: held-out macro-F1 %.3f", family, scores[family]["macro_f1"])
+    if not scores:
+        msg = (f"no model family could be fitted on {len(data)} rows; give every label at least "
+               "a few dozen examples (or more generated messages with --n)")
+        raise InputError(msg)
+    families = tuple(f for f in families if f in scores)
     best = max(families, key=lambda f: scores[f]["macro_f1"])
     metadata = dict(
         meta_base,

@@ -244,6 +244,10 @@ def run_conversations(
             pd.Timestamp(day)
         except ValueError as e:
             raise InputError(f"--date {day!r} is not a date; use YYYY-MM-DD") from e
+    if input_path is not None:
+        from privacy_ray.sources import detect_format, list_input_files
+
+        list_input_files(input_path, detect_format(input_path, settings.input.format))
     bundle = load_default(settings, progress=say)
     ray_info = init_ray(settings.runtime, address)
     started = time.perf_counter()

@@ -174,10 +174,12 @@ def run_pipeline(
     """
     from privacy_ray.engine import init_ray
     from privacy_ray.lineage import LineageEmitter, input_dataset
-    from privacy_ray.sources import file_source, synthetic_source
+    from privacy_ray.sources import check_input, file_source, synthetic_source
 
     settings = resolved.settings
     say = progress or (lambda _msg: None)
+    if input_path:
+        check_input(input_path, settings.input)  # fail fast, before a model is loaded
     bundle = None
     if any(s in settings.pipeline.stages for s in MODEL_STAGES):
         from privacy_ray.model.training import load_default
