@@ -283,6 +283,7 @@ def _execute(
         "stats.json",
         {
             "stages": {k: asdict(v) for k, v in ordered.items()},
+            "nodes": ray.get(collector.nodes.remote()),
             "ray_data_stats": _safe_stats(ds),
         },
     )
