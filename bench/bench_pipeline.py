@@ -26,6 +26,7 @@ this one process.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import resource
@@ -295,6 +296,20 @@ def cmd_encode(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- loop
 
 
+def _generator_options(settings: Any) -> dict[str, Any]:
+    """The generator options ``run_pipeline`` hands the synthetic source."""
+    gen = settings.generator
+    if hasattr(gen, "generator_kwargs"):
+        return gen.generator_kwargs()
+    return {
+        "label_mix": gen.label_mix,
+        "start_date": gen.start_date,
+        "days": gen.days,
+        "n_users": gen.n_users,
+        "typo_rate": gen.typo_rate,
+    }
+
+
 def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
     """The no-Ray baseline: generator chunks -> stages (same objects, same batch sizes) ->
     ``write_batch``, one batch after another in this process."""
@@ -314,14 +329,15 @@ def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
         {"pipeline.stages": stages_cfg, "pipeline.n_messages": args.n, "quality.enabled": False}
     ).settings
     stages = build_stages(settings)
-    gen = settings.generator
-    options = {
-        "label_mix": gen.label_mix,
-        "start_date": gen.start_date,
-        "days": gen.days,
-        "n_users": gen.n_users,
-        "typo_rate": gen.typo_rate,
+    options = _generator_options(settings)
+    chunk_kwargs: dict[str, Any] = {
+        "seed": settings.pipeline.seed,
+        "chunk_rows": SYNTHETIC_CHUNK_ROWS,
+        "n_total": args.n,
+        "options": options,
     }
+    if "kind" in inspect.signature(_generate_chunk).parameters:
+        chunk_kwargs["kind"] = "messages"
     output_dir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     folder = RunFolder.create(str(output_dir))
     write_res = settings.resources_for("write")
@@ -332,9 +348,7 @@ def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
     c_start = time.process_time()
     for chunk in range(n_chunks):
         t0 = time.perf_counter()
-        df = _generate_chunk(
-            {"id": [chunk]}, settings.pipeline.seed, SYNTHETIC_CHUNK_ROWS, args.n, options
-        )
+        df = _generate_chunk({"id": [chunk]}, **chunk_kwargs)
         seconds["generate"] += time.perf_counter() - t0
         for stage in stages:
             t0 = time.perf_counter()

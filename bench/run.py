@@ -96,6 +96,16 @@ class Harness:
     def call(self, label: str, args: list[str], timeout_s: float) -> dict[str, Any] | None:
         self._count += 1
         out = self.work / f"{self._count:03d}-{label.replace(' ', '_')}.json"
+        if out.is_file():  # --resume: this measurement finished in an earlier, stopped run
+            try:
+                result = json.loads(out.read_text(encoding="utf-8"))
+            except ValueError:
+                out.unlink()
+            else:
+                log(f"{label}: reused {out.name}")
+                self.runs.append({"label": label, "reused": out.name,
+                                  "load_average_after": result.get("load_average_after")})
+                return result
         log(f"{label} ...")
         result, facts = run_json([*args, "--out", str(out)], out, timeout_s, label)
         self.runs.append(facts)
@@ -674,6 +684,10 @@ def markdown(result: dict[str, Any]) -> str:
             ex = sizing["example"]
             lines.append(f"{ex['records']:,} records within {ex['within_s']} s need about "
                          f"{ex['cpu_cores_needed']} CPU cores ({ex['assumes']}).")
+    reused = [r["label"] for r in result["runs"] if r.get("reused")]
+    if reused:
+        lines += ["", f"Resumed run: {len(reused)} measurement(s) reused from the stopped run "
+                  f"in {result.get('resumed_from')}: {', '.join(reused)}."]
     failed = [r for r in result["runs"] if r.get("error")]
     if failed:
         lines += ["", "## Failed measurements", ""]
@@ -716,6 +730,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="texts per encoder-baseline rep (default 3000, quick 500; 0: all)")
     ap.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where results are written")
     ap.add_argument("--keep-work", action="store_true", help="keep every raw measurement JSON")
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="work directory of a stopped run: measurements it finished are reused "
+                         "(run with the same options)")
     args = ap.parse_args(argv)
     if args.reps is not None and args.reps < 1:
         ap.error("--reps must be at least 1")
@@ -732,13 +749,18 @@ def main(argv: list[str] | None = None) -> int:
         plan.memory_sizes = (small, large)
     if args.encode_sample is not None:
         plan.encode_sample = args.encode_sample
-    work = Path(tempfile.mkdtemp(prefix="privacy-ray-bench-"))
+    if args.resume is not None and not args.resume.is_dir():
+        ap.error(f"--resume {args.resume}: no such directory")
+    work = args.resume or Path(tempfile.mkdtemp(prefix="privacy-ray-bench-"))
     h = Harness(plan, work)
     started = time.perf_counter()
     started_at = utc_now()
     load_before = load_average()
     log(f"benchmarks ({'quick' if plan.quick else 'full'}): {', '.join(plan.sections)}; "
         f"{plan.reps} rep(s); work dir {work}")
+    log("if stopped, resume with: .venv/bin/python bench/run.py "
+        + " ".join([a for a in (argv if argv is not None else sys.argv[1:])
+                    if a != "--resume" and Path(a) != args.resume] + ["--resume", str(work)]))
     measurements: dict[str, Any] = {}
     phases: dict[str, float] = {}
 
@@ -792,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
         "measurements": measurements,
         "sizing": build_sizing(measurements, plan.cpus),
         "phases_s": phases,
+        "resumed_from": str(args.resume) if args.resume else None,
         "runs": h.runs,
     }
     result["meets_targets"] = {k: meets(k, v) for k, v in result["summary"].items()

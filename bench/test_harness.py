@@ -143,3 +143,14 @@ def test_monitor_sums_memory_of_child_processes():
     assert report["max_processes"] >= 2
     assert report["peak_rss_mb_by_role"]["other"] >= 60  # the child, beside the driver
     assert report["peak_rss_mb"] >= report["peak_rss_mb_by_role"]["driver"] + 60
+
+
+def test_resume_reuses_finished_measurements(tmp_path):
+    h = harness.Harness(_plan(), tmp_path)
+    (tmp_path / "001-text_loop.json").write_text('{"records_per_s": 5.0}', encoding="utf-8")
+    # a command that would fail if it ran: the finished measurement must be reused instead
+    assert h.call("text loop", [sys.executable, "-c", "raise SystemExit(3)"], 30) == {
+        "records_per_s": 5.0}
+    assert h.runs[-1]["reused"] == "001-text_loop.json"
+    assert h.call("second", [sys.executable, "-c", "raise SystemExit(3)"], 30) is None
+    assert h.runs[-1]["returncode"] == 3

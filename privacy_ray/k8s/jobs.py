@@ -311,10 +311,28 @@ def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise JobSubmissionError(msg) from e
 
 
-def submit(client: JobSubmissionClient, request: JobRequest) -> str:
-    """Submit ``request``; returns the submission id."""
-    return _call(f"submitting {request.submission_id}", client.submit_job,
-                 **request.submit_kwargs())
+#: How long to retry while a freshly started head has no job agent yet ("No available agent").
+AGENT_WAIT_S = 60.0
+
+
+def submit(client: JobSubmissionClient, request: JobRequest,
+           agent_wait_s: float = AGENT_WAIT_S) -> str:
+    """Submit ``request``; returns the submission id.
+
+    A head that has just started answers "No available agent to submit job" until its job
+    agent is up: that answer is retried for ``agent_wait_s`` seconds, anything else is not.
+    """
+    import time
+
+    deadline = time.monotonic() + agent_wait_s
+    while True:
+        try:
+            return _call(f"submitting {request.submission_id}", client.submit_job,
+                         **request.submit_kwargs())
+        except JobSubmissionError as e:
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def status(client: JobSubmissionClient, submission_id: str) -> str:
