@@ -1,7 +1,7 @@
 """The benchmark harness: every figure against a baseline measured in the same run.
 
-    make bench          # .venv/bin/python bench/run.py          (~25 min on an idle 2-core box)
-    make bench-quick    # .venv/bin/python bench/run.py --quick  (~5 min)
+    make bench          # .venv/bin/python bench/run.py          (20k messages, 3 repetitions)
+    make bench-quick    # .venv/bin/python bench/run.py --quick  (2k messages, 1 repetition)
     .venv/bin/python bench/run.py --quick --only pipeline,memory --out-dir /tmp/bench
 
 Each measurement runs in its own process (``bench/bench_pipeline.py``, ``bench_store.py``,
@@ -599,7 +599,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# privacy-ray benchmarks — {result['date']} on {mach['hostname']} ({result['mode']})",
         "",
-        f"Command: `{result['command']}` · total {result['total_s']:.0f} s · commit "
+        f"Command: `{result['command']}` · total {result['total_s']:.0f} s"
+        f"{' in this invocation' if result.get('resumed_from') else ''} · commit "
         f"`{(result['git'].get('commit') or 'unknown')[:12]}`"
         f"{' (local changes)' if result['git'].get('dirty') else ''}",
         "",
@@ -687,7 +688,8 @@ def markdown(result: dict[str, Any]) -> str:
     reused = [r["label"] for r in result["runs"] if r.get("reused")]
     if reused:
         lines += ["", f"Resumed run: {len(reused)} measurement(s) reused from the stopped run "
-                  f"in {result.get('resumed_from')}: {', '.join(reused)}."]
+                  f"in {result.get('resumed_from')} (their time is not in the total): "
+                  f"{', '.join(reused)}."]
     failed = [r for r in result["runs"] if r.get("error")]
     if failed:
         lines += ["", "## Failed measurements", ""]
@@ -716,7 +718,7 @@ def parse_sections(only: str | None, skip: str | None) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes, one repetition (~5 min)")
+    ap.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--only", default=None, help=f"comma-separated sections: {','.join(SECTIONS)}")
     ap.add_argument("--skip", default=None, help="comma-separated sections to leave out")
@@ -727,15 +729,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="small,large sizes of the memory runs (default 20000,200000; quick "
                          "5000,50000)")
     ap.add_argument("--encode-sample", type=int, default=None,
-                    help="texts per encoder-baseline rep (default 3000, quick 500; 0: all)")
+                    help="texts per encoder-baseline rep (default 2000, quick 500; 0: all)")
     ap.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where results are written")
     ap.add_argument("--keep-work", action="store_true", help="keep every raw measurement JSON")
+    ap.add_argument("--render", type=Path, default=None,
+                    help="only write the Markdown table again from a results JSON")
     ap.add_argument("--resume", type=Path, default=None,
                     help="work directory of a stopped run: measurements it finished are reused "
                          "(run with the same options)")
     args = ap.parse_args(argv)
     if args.reps is not None and args.reps < 1:
         ap.error("--reps must be at least 1")
+    if args.render is not None:
+        result = json.loads(args.render.read_text(encoding="utf-8"))
+        md = args.render.with_suffix(".md")
+        md.write_text(markdown(result), encoding="utf-8")
+        log(f"wrote {md}")
+        return 0
     plan = Plan.make(args.quick, args.reps, parse_sections(args.only, args.skip))
     if args.n is not None:
         if args.n < 1:
