@@ -364,11 +364,16 @@ class ParentRun:
         return cls.parse(value) if value else None
 
 
-def _strip_credentials(url: str) -> str:
+def _strip_credentials(url: str, base: Path | None = None) -> str:
+    """The remote as an absolute URI without credentials (the facet's ``url`` must be a URI):
+    scp-like ``git@host:org/repo`` becomes ``ssh://``, a local path (a clone of a clone) becomes
+    ``file://``, resolved against ``base`` when relative."""
     if url.startswith("git@") or re.match(r"^[\w.-]+@[\w.-]+:", url):
         user_host, _, path = url.partition(":")
         return f"ssh://{user_host}/{path}"
     parts = urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:  # a path (or a Windows drive letter)
+        return ((base or Path.cwd()) / url).resolve().as_uri()
     if parts.username or parts.password:
         netloc = parts.hostname or ""
         if parts.port:
@@ -399,7 +404,7 @@ def source_code_location() -> dict[str, str | None] | None:
     root = _git(["rev-parse", "--show-toplevel"], here)
     if root:
         remote = _git(["config", "--get", "remote.origin.url"], Path(root))
-        url = _strip_credentials(remote) if remote else Path(root).as_uri()
+        url = _strip_credentials(remote, Path(root)) if remote else Path(root).as_uri()
         return {"url": url, "version": _git(["rev-parse", "--verify", "-q", "HEAD"], Path(root)),
                 "branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], Path(root)),
                 "path": str(here.relative_to(root)) if here.is_relative_to(root) else None}

@@ -9,37 +9,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 from pathlib import Path
+
+from privacy_ray.local_cluster import free_ports, kill_processes_naming
+
+__all__ = ["clean_env", "free_ports", "kill_leftovers", "start_node", "stop_node"]
 
 VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 
 
-def free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
 def kill_leftovers(marker: str) -> None:
     """Kill processes whose command line names ``marker`` (our temp dir) after teardown."""
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit() or int(proc_dir.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(proc_dir.name), signal.SIGKILL)
+    kill_processes_naming(marker)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +17,8 @@ from typer.testing import CliRunner
 from privacy_ray.config import Settings, load_config
 from privacy_ray.k8s import jobs
 from privacy_ray.k8s.jobs import JobSubmissionError, build_request, config_env
-from tests.ray_nodes import free_ports, kill_leftovers
+from privacy_ray.local_cluster import start_local_head
+from tests.ray_nodes import clean_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -160,6 +157,20 @@ def test_exit_codes_and_addresses():
         jobs.normalize_address(None)
 
 
+def test_auth_token_sources_in_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert jobs.auth_token(environ={}) is None
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("from-ray-default\n")
+    assert jobs.auth_token(environ={}) == "from-ray-default"
+    (tmp_path / "t").write_text("from-path")
+    assert jobs.auth_token(environ={"RAY_AUTH_TOKEN_PATH": str(tmp_path / "t")}) == "from-path"
+    assert jobs.auth_token(environ={"RAY_AUTH_TOKEN": "env", "RAY_AUTH_TOKEN_PATH": "x"}) == "env"
+    assert jobs.auth_token(str(tmp_path / "t"), environ={"RAY_AUTH_TOKEN": "env"}) == "from-path"
+    with pytest.raises(JobSubmissionError, match="not found"):
+        jobs.auth_token(str(tmp_path / "missing"), environ={})
+
+
 def test_run_id_is_sortable_and_name_safe():
     from datetime import UTC, datetime
 
@@ -218,75 +229,14 @@ def test_cli_unreachable_cluster_is_one_line_and_exit_2():
 def ray_head():
     """A separate local Ray head with token auth (own ports, temp dir and token).
 
-    It is torn down through its own process group: ``ray stop`` is not used, as it would also
-    stop any other Ray on this machine. Yields ``(dashboard address, auth token)``.
+    Yields ``(dashboard address, auth token)``.
     """
     import secrets as _secrets
 
     token = _secrets.token_hex(24)
-    temp_dir = tempfile.mkdtemp(prefix="prj", dir="/tmp")  # short: socket paths are limited
-    gcs, dash, client, agent, agent_grpc, rte, metrics, nm, om = free_ports(9)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("RAY_ADDRESS", "CONFIG_PATH")
-        and (not k.startswith("PRIVACY_RAY_") or k == "PRIVACY_RAY_HMAC_KEY")
-    }
-    env.update({"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
-    log = open(Path(temp_dir) / "ray-start.log", "w")  # noqa: SIM115 - closed in teardown
-    proc = subprocess.Popen(
-        [
-            str(VENV_BIN / "ray"),
-            "start",
-            "--head",
-            "--block",
-            "--num-cpus=1",
-            "--num-gpus=0",
-            f"--port={gcs}",
-            f"--dashboard-port={dash}",
-            "--dashboard-host=127.0.0.1",
-            "--include-dashboard=true",
-            f"--ray-client-server-port={client}",
-            f"--dashboard-agent-listen-port={agent}",
-            f"--dashboard-agent-grpc-port={agent_grpc}",
-            f"--runtime-env-agent-port={rte}",
-            f"--metrics-export-port={metrics}",
-            f"--node-manager-port={nm}",
-            f"--object-manager-port={om}",
-            f"--object-store-memory={100 * 1024 * 1024}",
-            f"--temp-dir={temp_dir}",
-            "--disable-usage-stats",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-        cwd=temp_dir,
-    )
-    address = f"http://127.0.0.1:{dash}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail("ray start exited:\n" + (Path(temp_dir) / "ray-start.log").read_text())
-            try:
-                jobs.connect(address, token)
-                break
-            except JobSubmissionError:
-                if time.monotonic() > deadline:
-                    pytest.fail("the Ray dashboard did not come up within 180 s")
-                time.sleep(1)
-        yield address, token
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        kill_leftovers(temp_dir)
-        log.close()
-        subprocess.run(["rm", "-rf", temp_dir], check=False)
+    env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    with start_local_head(num_cpus=1, object_store_mb=100, env=env) as head:
+        yield head.dashboard, token
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from privacy_ray.lineage import (
     PRODUCER,
     LineageEmitter,
     ParentRun,
+    _strip_credentials,
     assertions_from_expectations,
     dataset_id,
     input_dataset,
@@ -348,3 +349,14 @@ def test_http_errors_are_counted_and_never_raised(receiver):
     down.complete()
     assert (down.events_emitted, down.transport_failures) == (0, 2)
     assert down.stats()["transport_failures"] == 2
+
+
+@pytest.mark.parametrize(("remote", "expected"), [
+    ("https://token:x@github.com/org/repo.git", "https://github.com/org/repo.git"),
+    ("git@github.com:org/repo.git", "ssh://git@github.com/org/repo.git"),
+    ("/check/repo.git", "file:///check/repo.git"),
+    ("../upstream", "file:///work/upstream"),
+])
+def test_source_code_url_is_always_an_absolute_uri(remote, expected):
+    # A clone of a local clone has a path for its remote; the facet's url must be a URI.
+    assert _strip_credentials(remote, Path("/work/main")) == expected

@@ -254,7 +254,8 @@ def _first_line(e: BaseException) -> str:
 
 def auth_token(token_file: str | None = None,
                environ: Mapping[str, str] | None = None) -> str | None:
-    """The cluster's Ray auth token: ``token_file``, else RAY_AUTH_TOKEN, else RAY_AUTH_TOKEN_PATH.
+    """The cluster's Ray auth token: ``token_file``, else RAY_AUTH_TOKEN, else RAY_AUTH_TOKEN_PATH,
+    else ``~/.ray/auth_token`` when it exists (where ``ray get-auth-token --generate`` writes it).
 
     Clusters with ``authOptions.mode: token`` (the rendered manifests) reject requests without
     it. The token never comes from a command-line argument, where ``ps`` would show it.
@@ -264,7 +265,8 @@ def auth_token(token_file: str | None = None,
     if token_file is None and environ.get("RAY_AUTH_TOKEN"):
         return environ["RAY_AUTH_TOKEN"].strip()
     if not path:
-        return None
+        default = Path("~/.ray/auth_token").expanduser()
+        return (default.read_text(encoding="utf-8").strip() or None) if default.is_file() else None
     p = Path(path).expanduser()
     if not p.is_file():
         raise JobSubmissionError(f"auth token file {path} not found")
