@@ -11,7 +11,7 @@ Measures:
   generated data, macro-F1 on the held-out template families and on the handwritten set, plus
   the torch-trained model fed ONNX vectors (what switching backends without retraining gives).
 
-Targets (from the issue): speedup >= 2, cosine >= 0.98 (mean), macro-F1 within 0.01.
+Targets (from the issue): speedup >= 2, cosine >= 0.98 for every text, macro-F1 within 0.01.
 Nothing asserts a timing; the JSON records the figures, the targets, whether each was met, the
 machine and its load average before and after.
 
@@ -51,7 +51,7 @@ from privacy_ray.config import Settings  # noqa: E402
 from privacy_ray.model.embedder import SentenceEncoder  # noqa: E402
 
 HANDWRITTEN = ROOT / "tests" / "data" / "handwritten_eval.jsonl"
-TARGETS = {"onnx_int8_speedup": 2.0, "onnx_cosine_mean": 0.98, "macro_f1_max_drop": 0.01}
+TARGETS = {"onnx_int8_speedup": 2.0, "onnx_cosine_min": 0.98, "macro_f1_max_drop": 0.01}
 PACKAGES = ("torch", "onnxruntime", "onnx", "sentence-transformers", "transformers", "numpy")
 
 
@@ -218,8 +218,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "targets": TARGETS,
         "met": {
             "speedup": speed["speedup"] >= TARGETS["onnx_int8_speedup"],
-            "cosine_mean": cos_bench["mean"] >= TARGETS["onnx_cosine_mean"],
-            "cosine_min": cos_bench["min"] >= TARGETS["onnx_cosine_mean"],
+            "cosine_min": cos_bench["min"] >= TARGETS["onnx_cosine_min"],
             "heldout_macro_f1": f1_o >= f1_t - TARGETS["macro_f1_max_drop"],
             "handwritten_macro_f1": hf1_o >= hf1_t - TARGETS["macro_f1_max_drop"],
         },

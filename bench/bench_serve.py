@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vectors", type=int, default=None, help="Stored vectors (default 100k).")
     ap.add_argument("--baseline-s", type=float, default=None, help="Baseline loop duration.")
     ap.add_argument("--serve-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="Override a serve option (privacy_ray.serve.options.ServeOptions), "
+                    help="Override a serve setting (the config's serve section, ServeConfig), "
                     "e.g. --serve-option search_batch_max_size=16. Repeatable.")
     ap.add_argument("--no-cache", action="store_true", help="Encode the base texts again.")
     ap.add_argument("--model", default=None,
@@ -385,8 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray import serve
 
+    from privacy_ray.config import ServeConfig
     from privacy_ray.serve.app import build_app
-    from privacy_ray.serve.options import ServeOptions
 
     token = secrets.token_urlsafe(24)
     os.environ["PRIVACY_RAY_API_TOKENS"] = token  # inherited by the embedded Ray's workers
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"service not ready: {_get(base + '/ready')}")
         time.sleep(1)
     phases["deploy"] = round(time.perf_counter() - t_phase, 1)
-    result["service_options"] = ServeOptions.model_validate(overrides).model_dump(
+    result["service_options"] = ServeConfig.model_validate(overrides).model_dump(
         include={"embedder_num_cpus", "search_batch_max_size", "search_batch_wait_s",
                  "search_max_concurrent_batches",
                  "embed_batch_max_texts", "embed_batch_wait_s", "shard_faiss_threads",

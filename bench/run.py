@@ -47,7 +47,7 @@ from common import (  # noqa: E402
 PY = sys.executable
 BENCH = ROOT / "bench"
 TEXT_STAGES = ("validate_raw", "normalize", "features", "redact")
-SECTIONS = ("pipeline", "text", "validation", "memory", "redaction", "store", "serve")
+SECTIONS = ("pipeline", "text", "validation", "memory", "redaction", "store", "serve", "onnx")
 TARGETS: dict[str, tuple[str, float]] = {
     "pipeline_vs_encode_ratio": (">=", 0.8),
     "embed_stage_vs_encode_ratio": (">=", 0.9),
@@ -57,6 +57,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "ann_recall_at_10": (">=", 0.95),
     "serve_qps_ratio": (">=", 0.5),
     "serve_p99_ms": ("<=", 150.0),
+    "onnx_int8_speedup": (">=", 2.0),
+    "onnx_cosine_min": (">=", 0.98),
 }
 
 
@@ -500,6 +502,16 @@ def run_serve(h: Harness) -> dict[str, Any]:
     }
 
 
+def run_onnx(h: Harness) -> dict[str, Any]:
+    args = [PY, str(BENCH / "bench_onnx.py")] + (["--quick"] if h.plan.quick else [])
+    r = h.call("onnx bench", args, h.plan.timeout_s["bench"])
+    if r is None:
+        return {"error": h.runs[-1].get("error"), "stderr_tail": h.runs[-1].get("stderr_tail")}
+    keys = ("onnx_int8_speedup", "onnx_cosine_min", "onnx_cosine_mean", "macro_f1_torch",
+            "macro_f1_onnx", "handwritten_macro_f1_torch", "handwritten_macro_f1_onnx", "met")
+    return {**{k: r.get(k) for k in keys}, "result": r}
+
+
 # --------------------------------------------------------------------------- summary, sizing
 
 
@@ -527,8 +539,8 @@ def build_summary(m: dict[str, Any]) -> dict[str, Any]:
         "ann_recall_at_10": get("store", "ann_recall_at_10"),
         "serve_qps_ratio": get("serve", "serve_qps_ratio"),
         "serve_p99_ms": get("serve", "serve_p99_ms"),
-        "onnx_int8_speedup": None,
-        "onnx_cosine_min": None,
+        "onnx_int8_speedup": get("onnx", "onnx_int8_speedup"),
+        "onnx_cosine_min": get("onnx", "onnx_cosine_min"),
         "pipeline_records_per_s": get("pipeline_vs_encode", "pipeline_records_per_s"),
         "encode_records_per_s": get("pipeline_vs_encode", "encode_records_per_s_all_threads"),
         "scaling_efficiency": get("scaling", "efficiency"),
@@ -670,7 +682,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", "## Memory (text stages, peak RSS summed over all Ray processes)", "",
                   f"peak MB by size: {mem['peak_rss_mb']}; ratio "
                   f"{_fmt(mem['memory_growth_ratio'])}."]
-    for name in ("store", "redaction", "serve"):
+    for name in ("store", "redaction", "serve", "onnx"):
         sub = m.get(name) or {}
         if not sub:
             continue
@@ -800,7 +812,8 @@ def main(argv: list[str] | None = None) -> int:
         measurements["validation_overhead"] = summarize_validation(h, text_runs, full_e2e)
     if "memory" in plan.sections:
         measurements["memory_growth"] = phase("memory", measure_memory, h, text_runs)
-    for name, fn in (("redaction", run_redaction), ("store", run_store), ("serve", run_serve)):
+    for name, fn in (("redaction", run_redaction), ("store", run_store), ("serve", run_serve),
+                     ("onnx", run_onnx)):
         if name in plan.sections:
             measurements[name] = phase(name, fn, h)
     machine = machine_info()

@@ -59,6 +59,9 @@ def test_summary_keeps_unmeasured_figures_null():
     assert harness.meets("ann_recall_at_10", 0.97) is True
     assert harness.meets("serve_p99_ms", 151.0) is False
     assert harness.meets("onnx_int8_speedup", None) is None
+    assert harness.meets("onnx_cosine_min", 0.979) is False
+    onnx = harness.build_summary({"onnx": {"onnx_int8_speedup": 2.4, "onnx_cosine_min": 0.982}})
+    assert (onnx["onnx_int8_speedup"], onnx["onnx_cosine_min"]) == (2.4, 0.982)
 
 
 def test_text_summary_overhead_is_extra_core_seconds_per_record():

@@ -1,4 +1,5 @@
-"""Reference docs generated from the code: ``docs/configuration.md`` and ``docs/metrics.md``.
+"""Docs generated from the code: ``docs/configuration.md``, ``docs/metrics.md`` and
+``docs/benchmarks.md`` (from the newest committed ``bench/results`` file).
 
 The config model (:class:`privacy_ray.config.Settings`) and the metric tables
 (:data:`privacy_ray.metrics.METRICS`, the Serve app's metrics) are the single source of truth;
@@ -340,11 +341,235 @@ def metrics_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- benchmarks, sizing
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "bench" / "results"
+#: A day's messages processed in a nightly window of this many hours (the RayCronJob's job).
+SIZING_WINDOW_H = 4
+#: Share of a worker's cores doing pipeline work (scheduling, I/O, skew, Ray's own processes).
+SIZING_UTILISATION = 0.8
+#: vCPUs of the example worker node (c7i.4xlarge / m7i.4xlarge), one kept for the node's agents.
+SIZING_NODE_VCPUS = 16
+SIZING_DAILY_MESSAGES = (1_000_000, 10_000_000, 50_000_000)
+
+#: Headline figures: summary key, what it is, baseline in the same run.
+_HEADLINES = (
+    ("pipeline_vs_encode_ratio", "main pipeline (7 stages, 20k messages) / bare encode, records/s",
+     "bare `SentenceTransformer.encode` of the same texts"),
+    ("embed_stage_vs_encode_ratio", "embed stage inside the pipeline / bare encode",
+     "encode with the actor's torch threads"),
+    ("features_redaction_ray_overhead_pct", "text stages through Ray: extra core time, %",
+     "the same stage objects in a pandas loop"),
+    ("validation_overhead_pct", "Great Expectations validation: extra time, %",
+     "the same text stages with quality off"),
+    ("memory_growth_ratio", "peak RSS of all Ray processes, 200k / 20k messages",
+     "the 20k run"),
+    ("ann_recall_at_10", "ANN recall@10 (the lower of IVF and HNSW)", "exact search"),
+    ("serve_qps_ratio", "Serve QPS over HTTP / in-process loop, 16 clients",
+     "the same encode + search calls in one process"),
+    ("serve_p99_ms", "Serve p99 latency in ms, 16 clients", ""),
+    ("onnx_int8_speedup", "int8 ONNX encode / PyTorch fp32 encode, texts/s",
+     "PyTorch fp32 encode, same threads"),
+    ("onnx_cosine_min", "int8 vs fp32 vectors: lowest cosine over the bench texts",
+     "PyTorch fp32"),
+)
+
+
+def latest_results(results_dir: Path = RESULTS_DIR) -> tuple[str, dict[str, Any]] | None:
+    """The newest full-mode results file (by its date-host name) and its content."""
+    for path in sorted(results_dir.glob("*.json"), reverse=True):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("mode") == "full" and isinstance(data.get("summary"), dict):
+            return path.name, data
+    return None
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "not measured"
+    if isinstance(value, float):
+        return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def sizing_projection(core_seconds_per_record: float, messages_per_day: int,
+                      window_h: float = SIZING_WINDOW_H,
+                      utilisation: float = SIZING_UTILISATION,
+                      node_vcpus: int = SIZING_NODE_VCPUS) -> tuple[float, int]:
+    """Cores and worker nodes that process a day's messages within the window."""
+    import math
+
+    rate = messages_per_day / (window_h * 3600)
+    cores = rate * core_seconds_per_record / utilisation
+    return cores, max(1, math.ceil(cores / (node_vcpus - 1)))
+
+
+def _sizing_lines(result: dict[str, Any]) -> list[str]:
+    sizing = result.get("sizing") or {}
+    per_core = sizing.get("records_per_s_per_core") or {}
+    embed, text = per_core.get("embedding_stage_cpu"), per_core.get("text_stages")
+    speedup = (result.get("summary") or {}).get("onnx_int8_speedup")
+    lines = ["## Sizing guide", ""]
+    if not (embed and text):
+        return [*lines, "The results file has no per-core rates; run `make bench`."]
+    backends = [("torch fp32", embed)]
+    if speedup:
+        backends.append(("onnx int8", embed * speedup))
+    lines += [
+        "A record's cost is the sum of its stages' core-seconds; the stages stream side by side,",
+        "so a cluster's throughput is its cores divided by that cost. Measured rates, per core:",
+        "",
+        "| part | records/s per core | source |",
+        "|---|---|---|",
+        f"| embedding, `embedding.backend: torch` | {_num(embed)} | embed stage in its actor "
+        "(one core), inside the pipeline |",
+    ]
+    if speedup:
+        lines.append(f"| embedding, `embedding.backend: onnx` | {_num(embed * speedup)} | the "
+                     f"torch rate x the measured int8 speedup ({_num(speedup)}x) |")
+    lines += [
+        f"| text stages (validate, normalize, features, redact) | {_num(text)} | through Ray, "
+        "quality off |",
+        "",
+        f"Scaling from 1 to 2 CPUs on this machine: efficiency "
+        f"{_num(sizing.get('scaling_efficiency_measured'))} (a 2-core machine shared with "
+        "other work cannot show more; measure on the target node type before committing to a "
+        "size).",
+        "",
+        f"**CPU worker nodes** for a day's messages in a {SIZING_WINDOW_H} h nightly window, "
+        f"{SIZING_NODE_VCPUS}-vCPU workers (one vCPU left to the node's Ray agents), "
+        f"{SIZING_UTILISATION:.0%} of the cores doing pipeline work:",
+        "",
+        "| messages a day | " + " | ".join(f"{name}: cores / nodes" for name, _ in backends)
+        + " |",
+        "|---|" + "---|" * len(backends),
+    ]
+    for n in SIZING_DAILY_MESSAGES:
+        cells = []
+        for _, rate in backends:
+            cores, nodes = sizing_projection(1 / rate + 1 / text, n)
+            cells.append(f"{cores:,.0f} / {nodes}")
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "How to apply it: cores = messages / window / utilisation x (1/embed rate + 1/text",
+        "rate). Give the embed stage `ceil(messages / window / embed rate)` actors",
+        "(`pipeline.resources.embed.min_actors` / `max_actors`, one core each) and the other",
+        "cores to the text stages; set the CPU worker group's `maxReplicas` to the node count",
+        "(`privacy-ray manifests --values`). Cores differ in speed: re-run",
+        "`make bench` (or `bench/bench_pipeline.py`) on the node type you buy.",
+        "",
+        "**GPU workers** (`embedding.device: auto` or `cuda`, and",
+        "`PRIVACY_RAY_PIPELINE__RESOURCES__EMBED__NUM_GPUS=1`): the embedding leaves the CPUs",
+        f"and the text stages bound throughput at {_num(text)} records/s per core, so a GPU",
+        "worker group needs CPU workers beside it: cores = messages / window / utilisation /",
+        "text rate. No GPU rate is quoted here: the benchmark machine has no GPU. Measure one",
+        "with `bench/bench_pipeline.py pipeline` on a GPU node and size the GPU group so that",
+        "GPUs x GPU embed rate exceeds messages / window.",
+        "",
+        "**Memory** does not grow with the data: the pipeline streams (peak RSS of all Ray",
+        "processes grew by the `memory_growth_ratio` above for 10x the messages), so size a",
+        "worker's memory by its actors (each embed actor holds the model) and Ray's object",
+        "store, not by the day's volume.",
+    ]
+    return lines
+
+
+def benchmarks_markdown(found: tuple[str, dict[str, Any]] | None = None) -> str:
+    """``docs/benchmarks.md``: the committed bench results and the sizing guide built on them."""
+    found = found if found is not None else latest_results()
+    lines = [HEADER, "", "# Benchmarks and sizing", ""]
+    if found is None:
+        lines += ["No full benchmark results are committed yet: run `make bench`."]
+        return "\n".join(lines) + "\n"
+    name, result = found
+    machine = result.get("machine") or {}
+    summary = result.get("summary") or {}
+    targets = result.get("targets") or {}
+    met = result.get("meets_targets") or {}
+    lines += [
+        f"Figures from `bench/results/{name}`, written by `make bench` "
+        f"(`{result.get('command', 'bench/run.py')}`) on {result.get('date')}: "
+        f"{machine.get('cpu_count')} cores ({machine.get('cpu_model')}), "
+        f"{machine.get('memory_gb')} GB, load average {machine.get('load_average_before')} "
+        f"before and {machine.get('load_average_after')} after. Every figure is a median of "
+        "repetitions interleaved with its baseline in the same run; this machine is shared,",
+        "so compare ratios rather than absolute rates. `bench/README.md` defines each figure.",
+        "",
+        "| figure | measured | target | met | baseline (same run) |",
+        "|---|---|---|---|---|",
+    ]
+    for key, what, baseline in _HEADLINES:
+        ok = met.get(key)
+        lines.append(f"| {what} (`{key}`) | {_num(summary.get(key))} | "
+                     f"{targets.get(key, '')} | {'' if ok is None else ('yes' if ok else 'no')} "
+                     f"| {baseline} |")
+    pve = (result.get("measurements") or {}).get("pipeline_vs_encode") or {}
+    breakdown = pve.get("stage_breakdown_median") or {}
+    if breakdown:
+        lines += [
+            "",
+            f"## Where the time goes (main pipeline, {_num(pve.get('n_messages'))} messages)",
+            "",
+            f"Pipeline {_num(summary.get('pipeline_records_per_s'))} records/s end to end; "
+            f"bare encode {_num(summary.get('encode_records_per_s'))} records/s. Per stage, "
+            "from Ray Data's stats (seconds summed over batches):",
+            "",
+            "| stage | seconds | share | records/s in stage |",
+            "|---|---|---|---|",
+        ]
+        for stage, row in sorted(breakdown.items(), key=lambda kv: -kv[1]["seconds"]):
+            lines.append(f"| {stage} | {_num(row['seconds'])} | "
+                         f"{row['share_of_stage_time']:.1%} | "
+                         f"{_num(row['records_per_s_in_stage'])} |")
+    lines += ["", *_sizing_lines(result)]
+    return "\n".join(lines) + "\n"
+
+
+README_FILE = DOCS_DIR.parent / "README.md"
+README_BLOCK = ("<!-- benchmarks:start (generated by python -m privacy_ray.docs_gen) -->",
+                "<!-- benchmarks:end -->")
+
+
+def readme_benchmarks_block(found: tuple[str, dict[str, Any]] | None = None) -> str:
+    """The README's benchmark table: the headline figures of the newest committed results."""
+    found = found if found is not None else latest_results()
+    lines = [README_BLOCK[0]]
+    if found is None:
+        lines.append("No benchmark results are committed yet: run `make bench`.")
+    else:
+        name, result = found
+        summary, targets = result.get("summary") or {}, result.get("targets") or {}
+        lines += [
+            f"Measured by `make bench` on {result.get('date')} "
+            f"({(result.get('machine') or {}).get('cpu_count')} cores, shared), figures in "
+            f"[`bench/results/{name}`](bench/results/{name}); per-stage breakdown and the",
+            "sizing guide in [docs/benchmarks.md](docs/benchmarks.md).",
+            "",
+            "| figure | measured | target |",
+            "|---|---|---|",
+            *(f"| {what} | {_num(summary.get(key))} | {targets.get(key, '')} |"
+              for key, what, _ in _HEADLINES),
+        ]
+    lines.append(README_BLOCK[1])
+    return "\n".join(lines)
+
+
+def with_readme_block(readme: str, block: str) -> str:
+    """``readme`` with the text between the benchmark markers replaced by ``block``."""
+    start, end = readme.find(README_BLOCK[0]), readme.find(README_BLOCK[1])
+    if start < 0 or end < start:
+        msg = f"README.md lacks the markers {README_BLOCK[0]} ... {README_BLOCK[1]}"
+        raise ValueError(msg)
+    return readme[:start] + block + readme[end + len(README_BLOCK[1]):]
+
+
 # --------------------------------------------------------------------------- files
 
 GENERATED: dict[str, Any] = {
     "configuration.md": configuration_markdown,
     "metrics.md": metrics_markdown,
+    "benchmarks.md": benchmarks_markdown,
 }
 
 
@@ -369,6 +594,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.check:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+    if args.out == DOCS_DIR:  # the README's table lives outside docs/
+        readme = README_FILE.read_text(encoding="utf-8")
+        text = with_readme_block(readme, readme_benchmarks_block())
+        if text != readme:
+            stale.append(str(README_FILE))
+            if not args.check:
+                README_FILE.write_text(text, encoding="utf-8")
     if args.check and stale:
         print(f"stale: {', '.join(stale)}; run python -m privacy_ray.docs_gen", file=sys.stderr)
         return 1

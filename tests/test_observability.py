@@ -176,6 +176,39 @@ def test_committed_docs_equal_the_generator_output(name):
         f"docs/{name} is stale; run: python -m privacy_ray.docs_gen")
 
 
+def test_readme_quotes_the_committed_benchmark_results():
+    readme = docs_gen.README_FILE.read_text(encoding="utf-8")
+    assert docs_gen.readme_benchmarks_block() in readme, (
+        "README.md's benchmark table is stale; run: python -m privacy_ray.docs_gen")
+
+
+def test_benchmark_pages_quote_the_results_file(tmp_path):
+    result = {"mode": "full", "date": "2026-01-02", "command": "bench/run.py",
+              "machine": {"cpu_count": 2}, "targets": {"serve_p99_ms": "<= 150"},
+              "summary": {"serve_p99_ms": 151.0, "onnx_int8_speedup": None},
+              "meets_targets": {"serve_p99_ms": False},
+              "sizing": {"records_per_s_per_core": {"embedding_stage_cpu": 20.0,
+                                                    "text_stages": 300.0}}}
+    (tmp_path / "2026-01-02-h.json").write_text(json.dumps(result))
+    (tmp_path / "2026-01-03-h-quick.json").write_text(json.dumps({**result, "mode": "quick"}))
+    found = docs_gen.latest_results(tmp_path)
+    assert found is not None and found[0] == "2026-01-02-h.json"  # quick runs are not quoted
+    page = docs_gen.benchmarks_markdown(found)
+    assert "| Serve p99 latency in ms, 16 clients (`serve_p99_ms`) | 151 | <= 150 | no |" in page
+    assert "not measured" in page  # null stays null, never invented
+    # 1M messages in 4 h: 69.4/s x (1/20 + 1/300) s / 0.8 = 4.6 cores on one 16-vCPU node
+    assert "| 1,000,000 | 5 / 1 |" in page
+    block = docs_gen.readme_benchmarks_block(found)
+    assert docs_gen.with_readme_block(f"a\n{docs_gen.README_BLOCK[0]}\nold\n"
+                                      f"{docs_gen.README_BLOCK[1]}\nb", block) == f"a\n{block}\nb"
+
+
+def test_sizing_projection_rounds_nodes_up():
+    cores, nodes = docs_gen.sizing_projection(0.05, 10_000_000)
+    assert cores == pytest.approx(10_000_000 / 14400 * 0.05 / 0.8)
+    assert nodes == 3  # 43.4 cores over 15 usable vCPUs per node
+
+
 def test_configuration_doc_lists_every_key_with_its_env_var():
     text = docs_gen.configuration_markdown()
     for dotted in flatten_keys(Settings().model_dump(mode="json")):

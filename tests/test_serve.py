@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from privacy_ray.config import ServeConfig
 from privacy_ray.errors import ConfigError, StoreError
 from privacy_ray.serve.auth import TokenSet, bearer_token, parse_tokens
-from privacy_ray.serve.options import ServeOptions, resolve_app_args
+from privacy_ray.serve.options import resolve_app_args
 from privacy_ray.serve.shards import ShardHolder, merge_hits
 from privacy_ray.store import SearchFilter, VectorStore
 
@@ -98,7 +99,7 @@ def test_build_app_accepts_the_rayservice_args():
 
 
 def test_options_fit_a_small_embedded_ray():
-    opts = ServeOptions()
+    opts = ServeConfig()
     assert opts.fit_to_cpus(4, 2.0) is opts  # 1.0 + 0.1 + 0.1 + 4 * 0.1 fits
     small = opts.fit_to_cpus(4, 1.0)
     assert 0 < small.embedder_num_cpus < 0.4 and small.light_cpus(4) + small.embedder_num_cpus <= 1
@@ -241,7 +242,7 @@ def test_http_layer_turns_every_failure_into_json_without_internals():
         async def reload(self) -> dict[str, Any]:
             return {"changed": False}
 
-    opts = ServeOptions(max_body_bytes=2048)
+    opts = ServeConfig(max_body_bytes=2048)
     tokens = TokenSet([TOKEN_OLD])
     app = create_http_app(Broken(), opts, tokens, version="0",
                           observe=lambda e, m, s, d: observed.append((e, m, s)))
@@ -268,7 +269,7 @@ def test_http_layer_turns_every_failure_into_json_without_internals():
     assert status == 404 and json.loads(body)["error"] == "not_found"
     assert ("/search", "POST", 500) in observed and ("other", "GET", 404) in observed
     # CORS only for configured origins
-    cors = create_http_app(Broken(), ServeOptions(cors_origins=["https://app.example"]), tokens,
+    cors = create_http_app(Broken(), ServeConfig(cors_origins=["https://app.example"]), tokens,
                            version="0")
     pre = {"origin": "https://app.example", "access-control-request-method": "POST"}
     status, headers, _ = _asgi_call(cors, "OPTIONS", "/search", headers=pre)

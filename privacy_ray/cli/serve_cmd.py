@@ -69,11 +69,7 @@ def register(app: typer.Typer) -> None:
         import signal
         import time
 
-        from privacy_ray.serve.options import (
-            API_TOKENS_ENV,
-            API_TOKENS_FILE_ENV,
-            resolve_app_args,
-        )
+        from privacy_ray.config import API_TOKENS_ENV, API_TOKENS_FILE_ENV
         from privacy_ray.store import open_storage, read_manifest
 
         resolved = load(config, store__path=store, serve__port=port, serve__host=host,
@@ -101,7 +97,7 @@ def register(app: typer.Typer) -> None:
         extra: dict[str, Any] = {}
         if embedded:
             cpus = float(ray.cluster_resources().get("CPU", 1))
-            opts = resolve_app_args(_app_args(settings, store_path, model, {})).options
+            opts = settings.serve
             fitted = opts.fit_to_cpus(int(manifest["num_shards"]), cpus)
             if fitted is not opts:
                 extra["embedder_num_cpus"] = fitted.embedder_num_cpus

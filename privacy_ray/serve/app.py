@@ -5,7 +5,7 @@ privacy_ray.serve.app:build_app store_path=...`` and the RayService ``serveConfi
 ``privacy_ray.serve.app:app`` is the same app built from the config file and environment, for
 ``serve build`` (which wants an Application, not a builder).
 
-Deployments (replicas and CPUs per deployment come from :class:`ServeOptions`)::
+Deployments (replicas and CPUs per deployment come from the ``serve`` config section)::
 
     HTTP ─► ingress (FastAPI) ──► embedder      MiniLM, @serve.batch over texts
               │  @serve.batch ──► shard-0 .. shard-N-1   one FAISS shard each

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from privacy_ray.serve.options import API_TOKENS_ENV, API_TOKENS_FILE_ENV
+from privacy_ray.config import API_TOKENS_ENV, API_TOKENS_FILE_ENV
 
 log = logging.getLogger(__name__)
 _SPLIT = re.compile(r"[,\s]+")

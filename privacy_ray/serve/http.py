@@ -21,9 +21,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from privacy_ray.config import API_TOKENS_ENV, ServeConfig
 from privacy_ray.serve.auth import TokenSet
 from privacy_ray.serve.metrics import endpoint_label
-from privacy_ray.serve.options import API_TOKENS_ENV, ServeOptions
 from privacy_ray.serve.schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -160,7 +160,7 @@ def _content_length(scope: Scope) -> int:
 
 def create_http_app(
     service: Service,
-    options: ServeOptions,
+    options: ServeConfig,
     tokens: TokenSet,
     *,
     version: str,
