@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 for _key, _value in {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -161,6 +163,11 @@ def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         "runtime.ray_num_cpus": args.cpus,
         "classifier.model_dir": args.model_dir,
     }
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip()] = yaml.safe_load(value)
     resolved = _settings(overrides)
     settings = resolved.settings
     monitor = ProcessTreeMonitor(interval_s=args.interval_s).start()
@@ -406,6 +413,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--save-texts", default=None, help="write the output texts here (Parquet)")
     p.add_argument("--ray-stats", action="store_true", help="include Ray Data's stats string")
     p.add_argument("--interval-s", type=float, default=0.2, help="memory sampling interval")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (YAML value), e.g. "
+                   "pipeline.resources.features.num_cpus=1; repeatable")
     p.add_argument("--out", required=True, type=Path)
 
     e = sub.add_parser("encode", help="bare SentenceEncoder.encode on saved texts")

@@ -10,6 +10,7 @@ through that group — never with ``ray stop``, which stops every Ray on the mac
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
@@ -56,16 +57,23 @@ class LocalHead:
     token: str | None  # the head's auth token (None when started with RAY_AUTH_MODE=disabled)
 
     def stop(self, remove_temp_dir: bool = True) -> None:
-        """Stop the head's process group, then any process still naming its temp dir."""
-        try:
+        """Stop the head's process group, then any process still naming its temp dir.
+
+        SIGTERM lets ``ray start --block`` drain; whatever of the group outlives it (agents
+        whose parent died first) gets SIGKILL. Safe to call twice.
+        """
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
         kill_processes_naming(self.temp_dir)
         if remove_temp_dir:
             subprocess.run(["rm", "-rf", self.temp_dir], check=False)
+        atexit.unregister(self.stop)
 
     def __enter__(self) -> LocalHead:
         return self
@@ -100,7 +108,7 @@ def start_local_head(num_cpus: float = 1, object_store_mb: int = 200,
     The head uses token auth with a fresh token (``LocalHead.token``) unless ``env`` sets
     ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_MODE=disabled``.
     Raises :class:`PrivacyRayError` with the head's log tail when it exits or does not become
-    ready within ``ready_timeout_s``.
+    ready within ``ready_timeout_s``. The head stops, at the latest, when this interpreter exits.
     """
     from privacy_ray.k8s import jobs
 
@@ -145,4 +153,5 @@ def start_local_head(num_cpus: float = 1, object_store_mb: int = 200,
         except jobs.JobSubmissionError:
             time.sleep(1)
             continue
+        atexit.register(head.stop)  # a notebook kernel that dies or restarts leaves nothing
         return head
