@@ -157,3 +157,25 @@ def test_quarantined_rows_keep_raw_values_and_typed_columns_stay_typed():
     import pyarrow as pa
 
     pa.Table.from_pandas(out2)  # one type per column: Arrow accepts the batch
+
+
+def test_consecutive_task_stages_with_equal_resources_form_one_chain():
+    from privacy_ray.config import Settings
+    from privacy_ray.engine import chains
+    from privacy_ray.stages.base import Stage
+
+    def stage(name: str, stateful: bool = False) -> Stage:
+        return type(name, (Stage,), {"name": name, "stateful": stateful})()
+
+    settings = Settings()
+    stages = [stage("validate_raw"), stage("normalize"), stage("features"), stage("redact"),
+              stage("embed", stateful=True), stage("validate_derived"),
+              stage("classify", stateful=True)]
+    names = [[s.name for s in c] for c in chains(stages, settings.resources_for)]
+    assert names == [["validate_raw", "normalize", "features", "redact"], ["embed"],
+                     ["validate_derived"], ["classify"]]
+    # a different batch size (or CPU count) breaks the chain where it changes
+    settings.pipeline.resources["features"] = settings.resources_for("features").model_copy(
+        update={"batch_size": 512})
+    names = [[s.name for s in c] for c in chains(stages[:4], settings.resources_for)]
+    assert names == [["validate_raw", "normalize"], ["features"], ["redact"]]

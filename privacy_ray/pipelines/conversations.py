@@ -272,9 +272,9 @@ def run_conversations(
             FlattenConversations(settings.store.flatten),
             EmbedAndClassifyConversations(settings, bundle_ref, embed_res.num_cpus),
         ]
-        for stage in stages:
-            res = embed_res if stage.stateful else settings.resources_for("normalize")
-            ds = apply(ds, stage, res, collector)
+        text_res = settings.resources_for("normalize")
+        resources = {s.name: embed_res if s.stateful else text_res for s in stages}
+        ds = apply(ds, stages, resources.__getitem__, collector)
         done = ds.materialize()
         stage_stats = ray.get(collector.snapshot.remote())
         rows_in = stage_stats.get(stages[0].name, StageStats()).rows_in

@@ -244,8 +244,7 @@ def _execute(
     bundle_ref = ray.put(bundle) if bundle is not None else None
     stages = build_stages(settings, bundle_ref, gx)
     collector = start_stats_collector()
-    for stage in stages:
-        ds = apply(ds, stage, settings.resources_for(stage.name), collector)
+    ds = apply(ds, stages, settings.resources_for, collector)
     ds = ds.map_batches(
         write_batch,
         batch_format="pandas",
