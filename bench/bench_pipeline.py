@@ -193,6 +193,8 @@ def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         monitor.sample()
         cpu_total = monitor.cpu_seconds()
         cluster = ray.cluster_resources()
+        embed_threads = (settings.embedding.torch_threads
+                         or engine.actor_threads(settings.resources_for("embed")))
     finally:
         engine.init_ray = real_init_ray
         ray.shutdown()
@@ -225,6 +227,7 @@ def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         "memory": mem,
         "load_average_before": load_before,
         "load_average_after": load_average(),
+        "embed_torch_threads": embed_threads,
         "resources": {
             name: settings.resources_for(name).model_dump()
             for name in ("read", *settings.pipeline.stages, "write")

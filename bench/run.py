@@ -163,7 +163,7 @@ def measure_pipeline(h: Harness, model_dir: str | None) -> dict[str, Any]:
         if r is not None:
             pipe_runs.append(r)
             emb = r.get("resources", {}).get("embed", {})
-            actor_threads = max(1, int(emb.get("num_cpus") or 1))
+            actor_threads = r.get("embed_torch_threads") or max(1, int(emb.get("num_cpus") or 1))
         if not texts.exists():
             continue
         threads = "all" if actor_threads in (None, p.cpus) else f"all,{actor_threads}"

@@ -190,7 +190,10 @@ class EmbeddingConfig(_Section):
     cpu_batch_size: int = Field(64, ge=1, description="Encode batch size on CPU.")
     gpu_batch_size: int = Field(256, ge=1, description="Encode batch size on GPU.")
     torch_threads: int | None = Field(
-        None, ge=1, description="Torch threads per actor (default: the actor's CPUs, at least 1)."
+        None,
+        ge=1,
+        description="Torch threads per embedding actor (default: the actor's CPUs, at least 1; "
+        "every core of the node when a single-node Ray runs one embed actor).",
     )
     max_seq_length_tokens: int = Field(256, ge=16, le=512, description="Model token window.")
     long_text_policy: Literal["truncate", "head_tail", "chunk_mean"] = Field(

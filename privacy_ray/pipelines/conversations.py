@@ -133,10 +133,10 @@ class EmbedAndClassifyConversations(Stage):
     outputs = ("snippet", "vector", "intent", "confidence")
     stateful: ClassVar[bool] = True
 
-    def __init__(self, settings: Settings, bundle: Any, num_cpus: float = 1.0) -> None:
+    def __init__(self, settings: Settings, bundle: Any, threads: int = 1) -> None:
         self.settings = settings
         self._bundle_ref = bundle
-        self.torch_threads = max(1, int(num_cpus))
+        self.torch_threads = max(1, int(threads))
         self.encoder = None
         self.bundle = None
 
@@ -225,7 +225,7 @@ def run_conversations(
     """
     import ray
 
-    from privacy_ray.engine import apply, init_ray, start_stats_collector
+    from privacy_ray.engine import actor_threads, apply, init_ray, start_stats_collector
     from privacy_ray.lineage import (
         LineageEmitter,
         input_dataset,
@@ -270,7 +270,7 @@ def run_conversations(
         stages: list[Stage] = [
             ValidateConversations(),
             FlattenConversations(settings.store.flatten),
-            EmbedAndClassifyConversations(settings, bundle_ref, embed_res.num_cpus),
+            EmbedAndClassifyConversations(settings, bundle_ref, actor_threads(embed_res)),
         ]
         text_res = settings.resources_for("normalize")
         resources = {s.name: embed_res if s.stateful else text_res for s in stages}

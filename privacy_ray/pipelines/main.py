@@ -44,6 +44,7 @@ def build_stages(
 ) -> list[Stage]:
     """Stage objects for ``settings.pipeline.stages``; ``bundle`` feeds the model stages and
     ``gx`` holds the raw and derived Great Expectations validators (or None)."""
+    from privacy_ray.engine import actor_threads
     from privacy_ray.stages.model import Classify, Embed
     from privacy_ray.stages.quality import ValidateDerived
     from privacy_ray.stages.text import Features, Normalize, Redact
@@ -56,7 +57,7 @@ def build_stages(
         "features": Features,
         "redact": lambda: Redact(settings.redaction.engine, p.keep_original_text),
         "embed": lambda: Embed(
-            settings.embedding, bundle, settings.resources_for("embed").num_cpus
+            settings.embedding, bundle, actor_threads(settings.resources_for("embed"))
         ),
         "validate_derived": lambda: ValidateDerived(
             gx[1], settings.quality.embedding_dim if "embed" in p.stages else None

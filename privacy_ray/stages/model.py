@@ -37,10 +37,10 @@ class Embed(Stage):
     outputs = (EMBEDDING_COLUMN,)
     stateful: ClassVar[bool] = True
 
-    def __init__(self, cfg: EmbeddingConfig, bundle: Any, num_cpus: float = 1.0) -> None:
+    def __init__(self, cfg: EmbeddingConfig, bundle: Any, threads: int = 1) -> None:
         self.cfg = cfg
         self._bundle_ref = bundle
-        self.torch_threads = max(1, int(num_cpus))
+        self.torch_threads = max(1, int(threads))
         self.bundle: ModelBundle | None = None
         self.encoder: SentenceEncoder | None = None
         self._last_quality: dict[str, float] = {}
