@@ -555,7 +555,9 @@ def build_sizing(m: dict[str, Any], cpus: int) -> dict[str, Any]:
     pve = m.get("pipeline_vs_encode") or {}
     text = m.get("features_redaction") or {}
     scaling = m.get("scaling") or {}
-    embed_core = pve.get("embed_stage_records_per_s")  # one actor, embed.num_cpus = 1 core
+    # the embed actor's rate over the cores its torch threads use
+    embed_core = ratio(pve.get("embed_stage_records_per_s"),
+                       pve.get("embed_actor_torch_threads") or 1)
     text_core = text.get("ray_records_per_s_per_core")
     pipe_core = ratio(pve.get("pipeline_records_per_s"), cpus)
     cost = None
@@ -581,7 +583,8 @@ def build_sizing(m: dict[str, Any], cpus: int) -> dict[str, Any]:
         "example": example,
         "method": (
             "CPU workers: a record costs about 1/embed_rate + 1/text_rate core-seconds "
-            "(embedding stage in its actor with one core, text stages through Ray per core, "
+            "(embedding stage rate over its actor's torch threads, text stages through Ray per "
+            "core, "
             "both measured above; classify, validation and the sink are small next to them, "
             "see the stage breakdown). Cores needed for N records in T seconds = N / T x "
             "core_seconds_per_record / utilisation; give the embed stage "

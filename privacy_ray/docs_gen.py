@@ -391,6 +391,8 @@ def _num(value: Any, digits: int = 3) -> str:
     if value is None:
         return "not measured"
     if isinstance(value, float):
+        if abs(value) < 1:  # ratios, recalls and cosines keep the digits they were measured to
+            return f"{value:.4g}"
         return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -424,8 +426,8 @@ def _sizing_lines(result: dict[str, Any]) -> list[str]:
         "",
         "| part | records/s per core | source |",
         "|---|---|---|",
-        f"| embedding, `embedding.backend: torch` | {_num(embed)} | embed stage in its actor "
-        "(one core), inside the pipeline |",
+        f"| embedding, `embedding.backend: torch` | {_num(embed)} | embed stage inside the "
+        "pipeline, over the cores its actor's torch threads use |",
     ]
     if speedup:
         lines.append(f"| embedding, `embedding.backend: onnx` | {_num(embed * speedup)} | the "
@@ -456,8 +458,8 @@ def _sizing_lines(result: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "How to apply it: cores = messages / window / utilisation x (1/embed rate + 1/text",
-        "rate). Give the embed stage `ceil(messages / window / embed rate)` actors",
-        "(`pipeline.resources.embed.min_actors` / `max_actors`, one core each) and the other",
+        "rate). Give the embed stage `ceil(messages / window / embed rate)` cores as actors",
+        "(`pipeline.resources.embed.min_actors` / `max_actors` x `num_cpus`) and the other",
         "cores to the text stages; set the CPU worker group's `maxReplicas` to the node count",
         "(`privacy-ray manifests --values`). Cores differ in speed: re-run",
         "`make bench` (or `bench/bench_pipeline.py`) on the node type you buy.",

@@ -7,7 +7,8 @@ The bundled model is exported locally on first use (nothing is downloaded) into 
    normalisation) with eager attention, so the graph has one ``sentence_embedding`` output;
 2. ONNX Runtime's transformer optimizer fuses it (Attention, SkipLayerNorm, BiasGelu): the fused
    graph is what makes int8 pay off (in a trial here unfused int8 gained about 1.8x over torch,
-   fused about 3x; ``bench/bench_onnx.py`` measured 2.8x on 2 cores under load);
+   fused about 3x; ``make bench`` measured 1.76x on a quiet 2-core machine, see
+   docs/benchmarks.md);
 3. ONNX Runtime's dynamic quantisation turns the MatMul weights into int8 with the
    settings optimum (and so sentence-transformers' ``export_dynamic_quantized_onnx_model``) picks
    for the CPU's instruction set: ``avx512_vnni``, ``avx512``, ``avx2`` or ``arm64``. Unlike
@@ -21,14 +22,13 @@ release pins ``transformers<4.58`` while sentence-transformers 6.2 needs ``trans
 the two cannot be installed together. This module needs only ``onnxruntime`` and ``onnx``.
 
 Model identity: the int8 encoder is deliberately *not* a different embedding model. Its vectors
-agree with the fp32 ones at cosine 0.993 on average (2,000 bench texts; minimum 0.963, 0.2 %
-below 0.98, all very short chat lines), a logistic-regression classifier trained on either scores
-the same held-out macro-F1 (0.775 vs 0.776), and the torch-trained classifier fed int8 vectors
-scores the handwritten set as with fp32 ones (0.919 vs 0.919). So stores, classifier artifacts
-and the default-model cache keep keying on ``embedding.model`` and its weights fingerprint:
-switching backends needs no re-index or retraining, and a pipeline on torch/GPU can feed a Serve
-app on onnx/CPU. Which backend and quantisation produced vectors is provenance, recorded in
-``export.json`` and :attr:`OnnxSentenceModel.info`.
+agree with the fp32 ones at cosine 0.994 on average (2,000 bench texts; minimum 0.9805), and a
+logistic-regression classifier trained on either scores within 0.01 macro-F1 of the other on the
+held-out families (0.768 vs 0.775) and on the handwritten set (0.916 vs 0.919). So stores,
+classifier artifacts and the default-model cache keep keying on ``embedding.model`` and its
+weights fingerprint: switching backends needs no re-index or retraining, and a pipeline on
+torch/GPU can feed a Serve app on onnx/CPU. Which backend and quantisation produced vectors is
+provenance, recorded in ``export.json`` and :attr:`OnnxSentenceModel.info`.
 """
 
 from __future__ import annotations
