@@ -179,3 +179,14 @@ def test_consecutive_task_stages_with_equal_resources_form_one_chain():
         update={"batch_size": 512})
     names = [[s.name for s in c] for c in chains(stages[:4], settings.resources_for)]
     assert names == [["validate_raw", "normalize"], ["features"], ["redact"]]
+
+
+def test_single_embed_actor_takes_every_core_of_a_single_node(ray_session):
+    from privacy_ray.config import StageResources
+    from privacy_ray.engine import actor_threads
+
+    cores = int(ray_session.cluster_resources()["CPU"])
+    assert actor_threads(StageResources(num_cpus=1)) == cores
+    # a pool of several actors, or a GPU actor, keeps one thread per CPU it reserves
+    assert actor_threads(StageResources(num_cpus=1, max_actors=2)) == 1
+    assert actor_threads(StageResources(num_cpus=1, num_gpus=1)) == 1
