@@ -179,17 +179,24 @@ def _kind(name: str, cmdline: Sequence[str], root_pid: int, pid: int) -> str:
     if pid == root_pid:
         return "driver"
     text = " ".join([name, *cmdline[:6]])
+    if name.startswith("ray::") and name.endswith("Agent"):  # DashboardAgent, RuntimeEnvAgent
+        return "ray_helpers"
+    if name.startswith("ray::") or "default_worker.py" in text:  # its argv names the raylet
+        return "workers"
     if "raylet" in text:
         return "raylet"
     if "gcs_server" in text:
         return "gcs"
-    if name.startswith("ray::") and name.endswith("Agent"):  # DashboardAgent, RuntimeEnvAgent
-        return "ray_helpers"
-    if name.startswith("ray::") or "default_worker.py" in text:
-        return "workers"
     if "/ray/" in text:  # .../site-packages/ray/...: dashboard agent, log monitor, ...
         return "ray_helpers"
     return "other"
+
+
+def _title(proc: Any) -> str:
+    """A process's current title, short: Ray workers rewrite theirs to the task they run."""
+    cmd = proc.cmdline()
+    title = " ".join(cmd[:2]) if cmd else proc.name()
+    return title[:80]
 
 
 class ProcessTreeMonitor:
@@ -216,8 +223,10 @@ class ProcessTreeMonitor:
         self._cpu_first: dict[int, float] = {}
         self._cpu_last: dict[int, float] = {}
         self._kinds: dict[int, str] = {}
+        self._titles: dict[int, str] = {}
         self._other_names: set[str] = set()
         self.samples = 0
+        self.own_cpu_seconds = 0.0
         self.peak_rss_bytes = 0
         self.peak_breakdown: dict[str, int] = {}
         self.max_processes = 0
@@ -262,6 +271,8 @@ class ProcessTreeMonitor:
                 with p.oneshot():
                     rss = p.memory_info().rss
                     cpu = p.cpu_times()
+                # titles change when a worker takes a new task; every tenth sample is enough
+                title = _title(p) if p.pid not in self._titles or self.samples % 10 == 0 else ""
             except ps.Error:
                 continue
             alive += 1
@@ -269,6 +280,8 @@ class ProcessTreeMonitor:
             with self._lock:
                 self._cpu_first.setdefault(p.pid, used)
                 self._cpu_last[p.pid] = used
+                if title:
+                    self._titles[p.pid] = title
             total += rss
             kind = self._kinds.get(p.pid, "other")
             by_kind[kind] = by_kind.get(kind, 0) + rss
@@ -284,9 +297,25 @@ class ProcessTreeMonitor:
         with self._lock:
             return sum(self._cpu_last[pid] - self._cpu_first[pid] for pid in self._cpu_last)
 
+    def cpu_seconds_by_process(self, top: int = 12) -> dict[str, float]:
+        """The busiest processes' CPU seconds, by role and last process title (a Ray worker's
+        title names the actor or task it ran last, e.g. ``ray::MapWorker(MapBatches(embed))``);
+        where the CPU time that is not a stage's went."""
+        with self._lock:
+            used = {
+                pid: self._cpu_last[pid] - self._cpu_first[pid] for pid in self._cpu_last
+            }
+            labels = {
+                pid: f"{self._kinds.get(pid, 'other')} {self._titles.get(pid, '?')} [{pid}]"
+                for pid in used
+            }
+        busiest = sorted(used, key=used.get, reverse=True)[:top]
+        return {labels[pid]: round(used[pid], 2) for pid in busiest}
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.sample()
+            self.own_cpu_seconds = time.thread_time()  # what the sampling itself cost
             self._stop.wait(self.interval_s)
 
     def start(self) -> ProcessTreeMonitor:
@@ -311,8 +340,10 @@ class ProcessTreeMonitor:
             },
             "other_processes": sorted(self._other_names),
             "cpu_seconds": round(self.cpu_seconds(), 2),
+            "cpu_seconds_by_process": self.cpu_seconds_by_process(),
             "max_processes": self.max_processes,
             "samples": self.samples,
+            "monitor_cpu_seconds": round(self.own_cpu_seconds, 2),
             "interval_s": self.interval_s,
         }
 

@@ -189,6 +189,13 @@ class EmbeddingConfig(_Section):
     )
     cpu_batch_size: int = Field(64, ge=1, description="Encode batch size on CPU.")
     gpu_batch_size: int = Field(256, ge=1, description="Encode batch size on GPU.")
+    cpu_token_budget: int = Field(
+        1024,
+        ge=0,
+        description="Padded tokens per forward pass on CPU: texts are sorted by token count and "
+        "batched up to this many tokens (rows x longest row, at most cpu_batch_size rows), so "
+        "little time goes to padding when chat lines and letters mix. 0: fixed batches.",
+    )
     torch_threads: int | None = Field(
         None,
         ge=1,

@@ -12,7 +12,7 @@ import pytest
 from privacy_ray.config import LABELS, ClassifierConfig
 from privacy_ray.errors import ModelError
 from privacy_ray.model.classifier import due_dates, infer_regulation, load_bundle
-from privacy_ray.model.embedder import SentenceEncoder, embedding_quality
+from privacy_ray.model.embedder import SentenceEncoder, budget_batches, embedding_quality
 
 
 def test_regulation_cues():
@@ -51,6 +51,22 @@ def test_embedding_quality_detects_collapse():
     assert (q["non_finite"], q["zero_norm"]) == (1, 1)
 
 
+def test_budget_batches_bound_padding_and_rows():
+    lengths = np.array([5] * 300 + [40] * 30 + [200, 256, 256])
+    spans = budget_batches(lengths, token_budget=512, max_rows=64)
+    assert spans[0][0] == 0 and spans[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))  # no gap, no overlap
+    for start, stop in spans:
+        rows = stop - start
+        assert rows <= 64
+        assert rows == 1 or rows * lengths[stop - 1] <= 512
+    # the last six 40s; then 200 and 256 (2 x 256 = 512 fits); the second 256 alone
+    assert [stop - start for start, stop in spans[-3:]] == [6, 2, 1]
+    assert spans[0] == (0, 64)  # short texts fill whole batches
+    assert budget_batches(np.array([], dtype=int), 512, 64) == []
+    assert budget_batches(np.array([900]), 512, 64) == [(0, 1)]  # longer than the budget
+
+
 @pytest.fixture(scope="module")
 def encoder():
     return SentenceEncoder().load()
@@ -64,6 +80,14 @@ def test_encoder_shape_norm_determinism(encoder):
     assert a.shape == (3, 384) and a.dtype == np.float32
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-4)
     assert np.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_token_budget_batches_give_the_same_vectors(encoder):
+    texts = ["hi", "delete my account please", "I request a copy of my data. " * 30, "", "why?"]
+    fixed = SentenceEncoder(cpu_token_budget=0).load()
+    budgeted = SentenceEncoder(cpu_token_budget=64, cpu_batch_size=2).load()
+    assert np.allclose(fixed.encode(texts), budgeted.encode(texts), atol=1e-5)
 
 
 @pytest.mark.slow

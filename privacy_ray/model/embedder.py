@@ -68,6 +68,7 @@ class SentenceEncoder:
         cpu_batch_size: int = 64,
         gpu_batch_size: int = 256,
         onnx_cache_dir: str | None = None,
+        cpu_token_budget: int = 1024,
     ) -> None:
         self.model_name = model
         self.device = device
@@ -78,6 +79,7 @@ class SentenceEncoder:
         self._batch_size = batch_size
         self._cpu_batch_size = cpu_batch_size
         self._gpu_batch_size = gpu_batch_size
+        self.cpu_token_budget = cpu_token_budget
         self.onnx_cache_dir = onnx_cache_dir  # None: ~/.cache/privacy-ray/onnx
         self._model = None
 
@@ -92,6 +94,7 @@ class SentenceEncoder:
             backend=cfg.backend,
             cpu_batch_size=cfg.cpu_batch_size,
             gpu_batch_size=cfg.gpu_batch_size,
+            cpu_token_budget=cfg.cpu_token_budget,
         )
 
     # ------------------------------------------------------------------ loading
@@ -162,10 +165,30 @@ class SentenceEncoder:
     # ------------------------------------------------------------------ encoding
 
     def _raw_encode(self, texts: list[str]) -> np.ndarray:
-        """Encode with the model; sentence-transformers sorts by length to cut padding."""
+        """Encode with the model, in token-budget batches on the CPU (see ``budget_batches``)."""
+        if self.resolved_device != "cpu" or not self.cpu_token_budget or len(texts) < 2:
+            return self._model_encode(texts, self.batch_size)
+        lengths = np.fromiter(
+            (
+                len(ids)
+                for ids in self._model.tokenizer(
+                    texts, truncation=True, max_length=self.max_seq_length_tokens
+                )["input_ids"]
+            ),
+            dtype=np.int64,
+            count=len(texts),
+        )
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start, stop in budget_batches(lengths[order], self.cpu_token_budget, self.batch_size):
+            rows = order[start:stop]
+            out[rows] = self._model_encode([texts[i] for i in rows], len(rows))
+        return out
+
+    def _model_encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         return self._model.encode(
             texts,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
@@ -214,6 +237,32 @@ class SentenceEncoder:
             mean = vecs[owners_arr == i].mean(axis=0)
             out[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
         return out
+
+
+def budget_batches(
+    sorted_lengths: np.ndarray, token_budget: int, max_rows: int
+) -> list[tuple[int, int]]:
+    """``[start, stop)`` slices of texts sorted by token count, each padding to at most
+    ``token_budget`` tokens (rows x longest row) and holding at most ``max_rows`` rows.
+
+    On a CPU a forward pass costs about its padded tokens (more for long rows: attention is
+    quadratic), so a fixed batch size wastes most of its time on padding when a short chat line
+    shares a batch with a letter; bigger batches of short texts keep the per-call overhead low.
+    A row longer than the budget gets a batch of its own.
+    """
+    spans: list[tuple[int, int]] = []
+    start, n = 0, len(sorted_lengths)
+    while start < n:
+        stop = start + 1
+        while (
+            stop < n
+            and stop - start < max_rows
+            and (stop - start + 1) * int(sorted_lengths[stop]) <= token_budget
+        ):
+            stop += 1
+        spans.append((start, stop))
+        start = stop
+    return spans
 
 
 def embedding_quality(vectors: np.ndarray, sample: int = 256) -> dict[str, float]:
