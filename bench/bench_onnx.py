@@ -139,8 +139,8 @@ def throughput(
         "speedup_per_rep": [round(x, 3) for x in paired],
         "speedup_ratio_of_medians": round(med["torch"] / med["onnx"], 3),
         "method": "interleaved reps of SentenceEncoder.encode (default long-text policy, "
-        "token-budget batches of embedding.cpu_token_budget), same threads for torch and ONNX Runtime; speedup = median of per-rep "
-        "torch/onnx ratios",
+        "token-budget batches of embedding.cpu_token_budget), same threads for torch and "
+        "ONNX Runtime; speedup = median of per-rep torch/onnx ratios",
     }
     return result, vecs["torch"], vecs["onnx"]
 
