@@ -66,6 +66,17 @@ def _settings(overrides: dict[str, Any]):
     return load_config(path=str(ROOT / "config.yaml"), overrides=overrides, environ={})
 
 
+def _set_overrides(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as config overrides (VALUE parsed as YAML)."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
 def _write(out: Path, result: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
@@ -128,6 +139,7 @@ def _stage_table(result: Any) -> dict[str, dict[str, Any]]:
             "batches": st.batches,
             "quarantined": st.quarantined,
             "records_per_s_in_stage": round(st.rows_in / st.seconds, 1) if st.seconds else None,
+            "span_seconds": round(st.span_seconds, 3),
         }
         if name == "embed" and st.sums.get("embedding_rows"):
             out[name]["embedding_rows"] = int(st.sums["embedding_rows"])
@@ -163,12 +175,7 @@ def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         "runtime.ray_num_cpus": args.cpus,
         "classifier.model_dir": args.model_dir,
     }
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key.strip()] = yaml.safe_load(value)
-    resolved = _settings(overrides)
+    resolved = _settings({**overrides, **_set_overrides(args.set)})
     settings = resolved.settings
     monitor = ProcessTreeMonitor(interval_s=args.interval_s).start()
     marks: dict[str, float] = {}
@@ -195,6 +202,8 @@ def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         cluster = ray.cluster_resources()
         embed_threads = (settings.embedding.torch_threads
                          or engine.actor_threads(settings.resources_for("embed")))
+        if args.timeline:
+            ray.timeline(filename=str(args.timeline))
     finally:
         engine.init_ray = real_init_ray
         ray.shutdown()
@@ -336,28 +345,29 @@ def _generator_options(settings: Any) -> dict[str, Any]:
 
 
 def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
-    """The no-Ray baseline: generator chunks -> stages (same objects, same batch sizes) ->
-    ``write_batch``, one batch after another in this process."""
+    """The no-Ray baseline: generator chunks of ``read.batch_size`` rows -> stages (same
+    objects, same batch sizes) -> ``write_batch`` once ``write.batch_size`` rows have gathered,
+    one batch after another in this process."""
     import pandas as pd
 
     from privacy_ray.pipelines.main import build_stages
     from privacy_ray.pipelines.sink import write_batch
     from privacy_ray.runs import RunFolder
-    from privacy_ray.sources import SYNTHETIC_CHUNK_ROWS, _generate_chunk
+    from privacy_ray.sources import _generate_chunk
     from privacy_ray.stages.base import apply_stage
 
     stages_cfg = args.stages.split(",")
     if any(s in MODEL_STAGES for s in stages_cfg):
         msg = "the loop baseline covers the text stages only; drop embed/classify from --stages"
         raise SystemExit(msg)
-    settings = _settings(
-        {"pipeline.stages": stages_cfg, "pipeline.n_messages": args.n, "quality.enabled": False}
-    ).settings
+    settings = _settings({"pipeline.stages": stages_cfg, "pipeline.n_messages": args.n,
+                          "quality.enabled": False, **_set_overrides(args.set)}).settings
     stages = build_stages(settings)
     options = _generator_options(settings)
+    chunk_rows = settings.resources_for("read").batch_size
     chunk_kwargs: dict[str, Any] = {
         "seed": settings.pipeline.seed,
-        "chunk_rows": SYNTHETIC_CHUNK_ROWS,
+        "chunk_rows": chunk_rows,
         "n_total": args.n,
         "options": options,
     }
@@ -365,10 +375,25 @@ def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
         chunk_kwargs["kind"] = "messages"
     output_dir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     folder = RunFolder.create(str(output_dir))
-    write_res = settings.resources_for("write")
-    n_chunks = max(1, -(-args.n // SYNTHETIC_CHUNK_ROWS))
+    write_rows = settings.resources_for("write").batch_size
+    n_chunks = max(1, -(-args.n // chunk_rows))
     seconds = {"generate": 0.0, **{s.name: 0.0 for s in stages}, "write": 0.0}
     rows_out = quarantined = 0
+    pending: list[pd.DataFrame] = []  # processed rows waiting for a full write batch
+
+    def write(frames: list[pd.DataFrame]) -> None:
+        nonlocal rows_out, quarantined
+        t0 = time.perf_counter()
+        counts = write_batch(
+            pd.concat(frames, ignore_index=True),
+            run_uri=folder.uri,
+            partition_by_date=settings.pipeline.partition_by_date,
+            keep_original_text=settings.pipeline.keep_original_text,
+        )
+        rows_out += int(counts["rows_out"].sum())
+        quarantined += int(counts["rows_quarantined"].sum())
+        seconds["write"] += time.perf_counter() - t0
+
     t_start = time.perf_counter()
     c_start = time.process_time()
     for chunk in range(n_chunks):
@@ -381,17 +406,12 @@ def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
             parts = [apply_stage(stage, df.iloc[i : i + size])[0] for i in range(0, len(df), size)]
             df = pd.concat(parts, ignore_index=True)
             seconds[stage.name] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for i in range(0, len(df), write_res.batch_size):
-            counts = write_batch(
-                df.iloc[i : i + write_res.batch_size],
-                run_uri=folder.uri,
-                partition_by_date=settings.pipeline.partition_by_date,
-                keep_original_text=settings.pipeline.keep_original_text,
-            )
-            rows_out += int(counts["rows_out"].sum())
-            quarantined += int(counts["rows_quarantined"].sum())
-        seconds["write"] += time.perf_counter() - t0
+        pending.append(df)
+        if sum(len(f) for f in pending) >= write_rows:  # Ray Data bundles blocks the same way
+            write(pending)
+            pending = []
+    if pending:
+        write(pending)
     wall = time.perf_counter() - t_start
     cpu = time.process_time() - c_start
     shutil.rmtree(output_dir, ignore_errors=True)
@@ -430,6 +450,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-output", action="store_true", help="keep the run folder")
     p.add_argument("--save-texts", default=None, help="write the output texts here (Parquet)")
     p.add_argument("--ray-stats", action="store_true", help="include Ray Data's stats string")
+    p.add_argument("--timeline", default=None, type=Path,
+                   help="write Ray's task timeline here (Chrome trace JSON, chrome://tracing)")
     p.add_argument("--interval-s", type=float, default=0.5,
                    help="memory sampling interval (each sample costs the driver CPU time)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -449,6 +471,8 @@ def parser() -> argparse.ArgumentParser:
     lp = sub.add_parser("loop", help="the text stages in a plain pandas loop, no Ray")
     lp.add_argument("--n", type=int, required=True)
     lp.add_argument("--stages", default=",".join(TEXT_STAGES))
+    lp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, as for pipeline (repeatable)")
     lp.add_argument("--out", required=True, type=Path)
     return ap
 

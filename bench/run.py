@@ -142,11 +142,14 @@ def _compact_pipeline(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _embed_rate(r: dict[str, Any]) -> float | None:
+def _embed_rate(r: dict[str, Any], over: str = "span_seconds") -> float | None:
+    """Embedded rows per second of the embed stage: over its span (first batch started to
+    last batch ended, on any actor: the stage's throughput) or over its summed batch seconds
+    (``over="seconds"``: the rate of one actor)."""
     st = r.get("stages", {}).get("embed")
-    if not st or not st.get("seconds"):
+    if not st or not st.get(over):
         return None
-    return (st.get("embedding_rows") or st["rows_in"]) / st["seconds"]
+    return (st.get("embedding_rows") or st["rows_in"]) / st[over]
 
 
 def measure_pipeline(h: Harness, model_dir: str | None) -> dict[str, Any]:
@@ -179,6 +182,7 @@ def measure_pipeline(h: Harness, model_dir: str | None) -> dict[str, Any]:
     enc_actor = median([e["runs"][actor_key]["records_per_s"] for e in enc_runs
                         if actor_key in e["runs"]])
     embed_rps = median([_embed_rate(r) for r in pipe_runs])
+    actor_rps = median([_embed_rate(r, over="seconds") for r in pipe_runs])
     stage_names = list(pipe_runs[0]["stages"]) if pipe_runs else []
     stage_median = {s: median([r["stages"][s]["seconds"] for r in pipe_runs
                                if s in r["stages"]]) for s in stage_names}
@@ -204,9 +208,11 @@ def measure_pipeline(h: Harness, model_dir: str | None) -> dict[str, Any]:
         "embed_actor_torch_threads": actor_threads,
         "pipeline_vs_encode_ratio": rounded(ratio(pipe_rps, enc_all), 3),
         "pipeline_vs_encode_actor_threads_ratio": rounded(ratio(pipe_rps, enc_actor), 3),
+        "embed_actors": pipe_runs[0]["resources"]["embed"]["max_actors"] if pipe_runs else None,
         "embed_stage_records_per_s": rounded(embed_rps, 2),
-        "embed_stage_vs_encode_ratio": rounded(ratio(embed_rps, enc_actor), 3),
-        "embed_stage_vs_encode_all_threads_ratio": rounded(ratio(embed_rps, enc_all), 3),
+        "embed_stage_vs_encode_ratio": rounded(ratio(embed_rps, enc_all), 3),
+        "embed_actor_records_per_s": rounded(actor_rps, 2),
+        "embed_actor_vs_encode_actor_threads_ratio": rounded(ratio(actor_rps, enc_actor), 3),
         "stage_breakdown_median": breakdown,
         "encode_baseline": {
             "sample_per_rep": first_enc.get("sample"),
@@ -228,9 +234,12 @@ def measure_pipeline(h: Harness, model_dir: str | None) -> dict[str, Any]:
             "length) at batch sizes 8, 16, 32 and 64 after a warm-up, and keeps the fastest; "
             "'all threads' is torch's default (every core), 'actor threads' the "
             "embed actor's (embed.num_cpus). "
-            "embed_stage_vs_encode_ratio divides the embed stage's in-actor rate (rows / summed "
-            "batch seconds of RunResult.stages['embed'], which also covers the TF-IDF-SVD "
-            "projection and the embedding health sums) by the encoder at the actor's threads."
+            "embed_stage_vs_encode_ratio divides the embed stage's throughput (rows / its span "
+            "in RunResult.stages['embed']: first batch started to last batch ended on any "
+            "actor; it also covers the TF-IDF-SVD projection and the embedding health sums) "
+            "by the encoder at all threads. embed_actor_vs_encode_actor_threads_ratio divides "
+            "one actor's rate (rows / summed batch seconds) by the encoder at the actor's "
+            "threads."
         ),
     }
 
@@ -556,8 +565,8 @@ def build_sizing(m: dict[str, Any], cpus: int) -> dict[str, Any]:
     pve = m.get("pipeline_vs_encode") or {}
     text = m.get("features_redaction") or {}
     scaling = m.get("scaling") or {}
-    # the embed actor's rate over the cores its torch threads use
-    embed_core = ratio(pve.get("embed_stage_records_per_s"),
+    # one embed actor's rate over the cores its torch threads use
+    embed_core = ratio(pve.get("embed_actor_records_per_s"),
                        pve.get("embed_actor_torch_threads") or 1)
     text_core = text.get("ray_records_per_s_per_core")
     pipe_core = ratio(pve.get("pipeline_records_per_s"), cpus)
@@ -647,7 +656,9 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt(pve['encode_records_per_s_all_threads'])} texts/s on all threads, "
             f"{_fmt(pve['encode_records_per_s_actor_threads'])} on the embed actor's "
             f"{pve['embed_actor_torch_threads']} thread(s); embed stage in the pipeline "
-            f"{_fmt(pve['embed_stage_records_per_s'])} records/s.",
+            f"{_fmt(pve['embed_stage_records_per_s'])} records/s over its span with "
+            f"{pve.get('embed_actors')} actor(s), "
+            f"{_fmt(pve.get('embed_actor_records_per_s'))} records/s per actor.",
             "",
             "| stage | seconds (median, summed over batches) | share | records/s in stage |",
             "|---|---|---|---|",

@@ -227,6 +227,38 @@ def ray_remote_args(resources: StageResources) -> dict[str, Any]:
     return args
 
 
+def check_fits(stages: Sequence[Stage], resources_for: Callable[[str], StageResources],
+               cluster_cpus: float) -> None:
+    """Raise :class:`ConfigError` when the actor pools' minimum sizes leave too few CPUs for
+    the largest task: the pools hold their CPUs for the whole run, so such a task would wait
+    forever and the run would hang instead of failing.
+
+    Only meaningful where the cluster cannot grow (the embedded Ray).
+    """
+    from privacy_ray.errors import ConfigError
+
+    held = 0.0
+    largest, largest_stage = 0.0, ""
+    for chain in chains(stages, resources_for):
+        res = resources_for(chain[0].name)
+        if chain[0].stateful:
+            held += res.min_actors * res.num_cpus
+        elif res.num_cpus > largest:
+            largest, largest_stage = res.num_cpus, chain[0].name
+    for name in ("read", "write"):
+        if resources_for(name).num_cpus > largest:
+            largest, largest_stage = resources_for(name).num_cpus, name
+    if held + largest > cluster_cpus + 1e-9:
+        actors = ", ".join(f"{c[0].name}: {resources_for(c[0].name).min_actors} x "
+                           f"{resources_for(c[0].name).num_cpus:g}"
+                           for c in chains(stages, resources_for) if c[0].stateful)
+        msg = (f"the actor pools hold {held:g} CPUs ({actors}) and "
+               f"pipeline.resources.{largest_stage}.num_cpus asks for {largest:g} more, but "
+               f"this Ray has {cluster_cpus:g}; lower those num_cpus (CPUs are shares: 0.25 "
+               "is fine) or start Ray with more CPUs (runtime.ray_num_cpus)")
+        raise ConfigError(msg)
+
+
 def apply(
     ds: ray.data.Dataset,
     stages: Sequence[Stage],

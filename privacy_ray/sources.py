@@ -1,6 +1,6 @@
 """Sources: where messages come from, as Ray Datasets in the record schema.
 
-Synthetic messages are generated inside Ray tasks chunk by chunk (nothing materialised on the
+Synthetic messages are generated inside Ray read tasks chunk by chunk (nothing materialised on the
 driver); files are read with Ray Data's readers from local paths or ``s3://`` through pyarrow
 filesystems. Problems that concern the whole input (missing path, unknown format, a truncated
 Parquet file, no text column) are :class:`InputError` before anything runs; problems with single
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MESSAGE_COLUMNS = ("message_id", "conversation_id", "user_id", "channel", "timestamp", "text")
 REQUIRED_COLUMNS = ("message_id", "text")
 SOURCE_COLUMNS = (*MESSAGE_COLUMNS, "label", "quarantine_reason")
-SYNTHETIC_CHUNK_ROWS = 5000
+SYNTHETIC_CHUNK_ROWS = 1024
 FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
@@ -89,25 +89,60 @@ def synthetic_source(
     num_cpus: float = 0.25,
     kind: str = "messages",
 ) -> tuple[ray.data.Dataset, SourceInfo]:
-    """``n`` generated messages (or conversations), made in Ray tasks of ``chunk_rows``;
-    deterministic per seed, nothing materialised on the driver."""
+    """``n`` generated messages (or conversations), made in one Ray read task per
+    ``chunk_rows``; deterministic per seed, nothing materialised on the driver.
+
+    One read task per chunk, rather than a ``map_batches`` over a dataset of chunk ids: Ray
+    Data bundles a map's input rows up to the next stage's batch size, which put every chunk id
+    into one task, so the whole input came out of one task as one block and nothing streamed.
+    """
     import ray.data
 
-    n_chunks = max(1, -(-n // chunk_rows))
-    ds = ray.data.from_items(
-        [{"id": i} for i in range(n_chunks)], override_num_blocks=n_chunks
-    ).map_batches(
-        _generate_chunk,
-        batch_size=1,
-        batch_format="numpy",
-        fn_kwargs={"kind": kind, "seed": seed, "chunk_rows": chunk_rows, "n_total": n,
-                   "options": options or {}},
-        num_cpus=num_cpus,
+    datasource = _synthetic_datasource(n, seed, options or {}, chunk_rows, kind)
+    ds = ray.data.read_datasource(
+        datasource, override_num_blocks=datasource.n_chunks, num_cpus=num_cpus
     )
     return ds, SourceInfo(
         uri=f"synthetic://{kind}?n={n}&seed={seed}", format="synthetic", files=(),
         expected_rows=n,
     )
+
+
+#: Rough in-memory bytes per generated message, for Ray Data's size estimates.
+_SYNTHETIC_ROW_BYTES = 600
+
+
+def _synthetic_datasource(n: int, seed: int, options: dict[str, Any], chunk_rows: int,
+                          kind: str) -> Any:
+    """A Ray Data ``Datasource`` of ``n`` generated records with one ``ReadTask`` per chunk
+    (defined here so that importing this module does not import Ray)."""
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    class SyntheticDatasource(Datasource):
+        def __init__(self) -> None:
+            self.n_chunks = max(1, -(-n // chunk_rows))
+
+        def get_name(self) -> str:
+            return "Synthetic"
+
+        def estimate_inmemory_data_size(self) -> int:
+            return n * _SYNTHETIC_ROW_BYTES
+
+        def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                           data_context: Any = None) -> list[ReadTask]:
+            kwargs = {"kind": kind, "seed": seed, "chunk_rows": chunk_rows, "n_total": n,
+                      "options": options}
+            tasks = []
+            for chunk in range(self.n_chunks):
+                rows = min(chunk_rows, n - chunk * chunk_rows)
+                meta = BlockMetadata(num_rows=rows, size_bytes=rows * _SYNTHETIC_ROW_BYTES,
+                                     exec_stats=None, input_files=None)
+                tasks.append(ReadTask(
+                    lambda chunk=chunk: [_generate_chunk({"id": [chunk]}, **kwargs)], meta))
+            return tasks
+
+    return SyntheticDatasource()
 
 
 # --------------------------------------------------------------------------- files

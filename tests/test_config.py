@@ -55,7 +55,7 @@ def test_nested_resources_from_env(tmp_path):
     # a partial override replaces only the named key: the stage's other values and the other
     # stages keep their defaults
     assert r.settings.resources_for("embed").batch_size == 256
-    assert r.settings.resources_for("features").num_cpus == 0.5
+    assert r.settings.resources_for("features").num_cpus == 1.0
 
 
 def test_unknown_key_names_key_and_file(tmp_path):

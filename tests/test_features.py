@@ -236,6 +236,21 @@ def test_sentiment_matches_textblob() -> None:
     assert frame["f_polarity"].iloc[0] > 0 > frame["f_polarity"].iloc[1]
 
 
+def test_standalone_textblob_analyser_scores_like_textblob_en() -> None:
+    """The analyser built without importing the textblob package gives textblob.en's scores,
+    including the "-ly" adverbs textblob.en adds and negation."""
+    from textblob.en import sentiment as textblob_en
+
+    from privacy_ray.synth import generate_messages
+    from privacy_ray.text.features import textblob_sentiment
+
+    texts = [*VARIED, "terribly bad", "not good at all!!", "an awfully nice day", "", "Hmm."]
+    texts += list(generate_messages(300, seed=11).text)
+    analyse = textblob_sentiment()
+    assert [tuple(analyse(t)) for t in texts] == [tuple(textblob_en(t)) for t in texts]
+    assert analyse("terribly bad")[0] < 0 < analyse("an awfully nice day")[0]
+
+
 def test_readability() -> None:
     f = one("The cat sat.")  # 3 words, 1 sentence, 3 syllables
     assert f["f_syllables_per_word"] == pytest.approx(1.0)

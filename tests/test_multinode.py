@@ -26,12 +26,16 @@ N, SEED = 120, 11
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    """A head (1 CPU, no dashboard) and one worker node (1 CPU), token-authenticated."""
+    """A head (2 CPUs, no dashboard) and one worker node (2 CPUs), token-authenticated.
+
+    Two CPUs, like the smallest node the manifests ask for: the default pipeline runs a
+    1-CPU task beside its actor pools, which need a node with room for both.
+    """
     token = secrets.token_hex(24)
     temp_dir = tempfile.mkdtemp(prefix="prmn", dir="/tmp")
     env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     gcs, client, metrics, nm, om, agent, agent_grpc, rte = free_ports(8)
-    common = ["--num-cpus=1", "--num-gpus=0", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+    common = ["--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp_dir}", "--disable-usage-stats",
               f"--object-store-memory={150 * 1024 * 1024}"]
     head = start_node(["--head", f"--port={gcs}", "--include-dashboard=false",
                        f"--ray-client-server-port={client}", f"--metrics-export-port={metrics}",

@@ -234,7 +234,7 @@ def test_configuration_doc_shows_types_defaults_and_ranges():
             "HTTP port. |") in text
     assert "one of `regex`, `presidio`" in text
     assert "| `runtime.ray_address` | str or null | `null` |" in text
-    assert "| `embed` | `1.0` | `0.0` | `256` |" in text  # default per-stage resources
+    assert "| `embed` | `0.375` | `0.0` | `256` |" in text  # default per-stage resources
 
 
 def test_metrics_doc_lists_every_metric_as_exported():

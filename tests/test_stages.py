@@ -181,6 +181,28 @@ def test_consecutive_task_stages_with_equal_resources_form_one_chain():
     assert names == [["validate_raw", "normalize"], ["features"], ["redact"]]
 
 
+def test_actor_pools_must_leave_room_for_the_largest_task():
+    from privacy_ray.config import Settings
+    from privacy_ray.engine import check_fits
+    from privacy_ray.errors import ConfigError
+    from privacy_ray.stages.base import Stage
+
+    def stage(name: str, stateful: bool = False) -> Stage:
+        return type(name, (Stage,), {"name": name, "stateful": stateful})()
+
+    stages = [stage("validate_raw"), stage("normalize"), stage("embed", stateful=True),
+              stage("classify", stateful=True)]
+    settings = Settings()
+    check_fits(stages, settings.resources_for, cluster_cpus=2)  # the defaults fit 2 CPUs
+    with pytest.raises(ConfigError, match=r"hold 1 CPUs \(embed: 2 x 0.375, classify: 1 x "
+                       r"0.25\).*pipeline.resources.validate_raw.num_cpus asks for 1 more"):
+        check_fits(stages, settings.resources_for, cluster_cpus=1.5)
+    settings.pipeline.resources["embed"] = settings.resources_for("embed").model_copy(
+        update={"min_actors": 3})
+    with pytest.raises(ConfigError, match="embed: 3 x 0.375"):
+        check_fits(stages, settings.resources_for, cluster_cpus=2)
+
+
 def test_single_embed_actor_takes_every_core_of_a_single_node(ray_session):
     from privacy_ray.config import StageResources
     from privacy_ray.engine import actor_threads
@@ -190,3 +212,16 @@ def test_single_embed_actor_takes_every_core_of_a_single_node(ray_session):
     # a pool of several actors, or a GPU actor, keeps one thread per CPU it reserves
     assert actor_threads(StageResources(num_cpus=1, max_actors=2)) == 1
     assert actor_threads(StageResources(num_cpus=1, num_gpus=1)) == 1
+
+
+def test_stage_span_covers_batches_on_parallel_workers():
+    from privacy_ray.stages.base import StageStats
+
+    total = StageStats()
+    # two workers, batches overlapping in time: summed seconds 6, span 4
+    total.add(StageStats(rows_in=10, batches=1, seconds=3.0, first_started=100.0,
+                         last_ended=103.0))
+    total.add(StageStats(rows_in=10, batches=1, seconds=3.0, first_started=101.0,
+                         last_ended=104.0))
+    assert total.seconds == 6.0 and total.span_seconds == 4.0
+    assert StageStats().span_seconds == 0.0

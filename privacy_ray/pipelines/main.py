@@ -116,6 +116,7 @@ class RunResult:
             "records_per_second": round(self.records_per_second, 1),
             "seconds": round(self.seconds, 2),
             "stage_seconds": {k: round(v.seconds, 3) for k, v in self.stages.items()},
+            "stage_span_seconds": {k: round(v.span_seconds, 3) for k, v in self.stages.items()},
             "quarantine_reasons": self.counts.get("quarantine_reasons", {}),
             "labels": self.counts.get("labels", {}),
             "abstained": self.counts.get("abstained", 0),
@@ -173,7 +174,7 @@ def run_pipeline(
     a blocking quality check failed; the run folder is then marked ``_INCOMPLETE``. OpenLineage
     START and COMPLETE / FAIL events go to the configured transport either way.
     """
-    from privacy_ray.engine import init_ray
+    from privacy_ray.engine import check_fits, init_ray
     from privacy_ray.lineage import LineageEmitter, input_dataset
     from privacy_ray.sources import check_input, file_source, synthetic_source
 
@@ -187,18 +188,23 @@ def run_pipeline(
 
         bundle = load_default(settings, progress=say)
     gx = _validators(settings)
-    build_stages(settings, bundle, gx)  # fail on wiring problems before Ray starts
+    planned = build_stages(settings, bundle, gx)  # fail on wiring problems before Ray starts
     ray_info = init_ray(settings.runtime, address)
+    if ray_info["mode"] == "embedded":  # a cluster may add nodes; this one cannot
+        import ray
+
+        check_fits(planned, settings.resources_for, ray.cluster_resources().get("CPU", 0.0))
     started = time.perf_counter()
-    read_cpus = settings.resources_for("read").num_cpus
+    read = settings.resources_for("read")
     if input_path:
-        ds, source = file_source(input_path, settings.input, read_cpus)
+        ds, source = file_source(input_path, settings.input, read.num_cpus)
     else:
         ds, source = synthetic_source(
             settings.pipeline.n_messages,
             settings.pipeline.seed,
             settings.generator.generator_kwargs(),
-            num_cpus=read_cpus,
+            chunk_rows=read.batch_size,
+            num_cpus=read.num_cpus,
         )
     folder = RunFolder.create(settings.pipeline.output_dir)
     folder.write_text("config.yaml", dump_yaml(settings))

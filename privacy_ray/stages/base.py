@@ -35,9 +35,21 @@ class StageStats:
     rows_out: int = 0
     quarantined: int = 0
     batches: int = 0
+    #: Wall seconds inside the stage, summed over batches (and so over parallel workers).
     seconds: float = 0.0
     #: Stage-specific sums (e.g. embedding norms), combined by addition across batches.
     sums: dict[str, float] = field(default_factory=dict)
+    #: Epoch seconds when the stage's first batch started and its last batch ended: with
+    #: several workers in parallel, rows / span is the stage's throughput, rows / seconds the
+    #: rate of one worker.
+    first_started: float | None = None
+    last_ended: float | None = None
+
+    @property
+    def span_seconds(self) -> float:
+        if self.first_started is None or self.last_ended is None:
+            return 0.0
+        return max(0.0, self.last_ended - self.first_started)
 
     def add(self, other: StageStats) -> None:
         for key, value in other.sums.items():
@@ -47,6 +59,11 @@ class StageStats:
         self.quarantined += other.quarantined
         self.batches += other.batches
         self.seconds += other.seconds
+        if other.first_started is not None:
+            self.first_started = min(self.first_started or other.first_started,
+                                     other.first_started)
+        if other.last_ended is not None:
+            self.last_ended = max(self.last_ended or other.last_ended, other.last_ended)
 
 
 class Stage:
@@ -156,6 +173,7 @@ def apply_stage(stage: Stage, batch: pd.DataFrame) -> tuple[pd.DataFrame, StageS
     so every column keeps one type (Ray Data stores batches as Arrow).
     """
     started = time.perf_counter()
+    started_at = time.time()
     batch = batch.reset_index(drop=True)
     if QUARANTINE_COLUMN not in batch.columns:
         batch[QUARANTINE_COLUMN] = pd.Series([None] * len(batch), dtype=object)
@@ -191,6 +209,8 @@ def apply_stage(stage: Stage, batch: pd.DataFrame) -> tuple[pd.DataFrame, StageS
         batches=1,
         seconds=time.perf_counter() - started,
         sums=stage.batch_sums() if len(good) else {},
+        first_started=started_at,
+        last_ended=time.time(),
     )
     return out, stats
 

@@ -83,9 +83,14 @@ class PhraseBank:
         return [f for f in fams if f.domain == domain] if domain else fams
 
 
+#: libyaml's safe loader where PyYAML was built with it: it parses the phrase files about five
+#: times faster, and every Ray worker that generates data loads them once.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except yaml.YAMLError as e:
         msg = f"phrase file {path.name} is not valid YAML ({e}); fix the file"
         raise ConfigError(msg) from e

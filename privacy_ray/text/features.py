@@ -12,6 +12,8 @@ documents every column (dtype, range, meaning) and is written into run folders.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -170,14 +172,62 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.cache
+def textblob_sentiment() -> Callable[[str], tuple[float, float]]:
+    """TextBlob's English pattern analyser (``textblob.en.sentiment``), built without importing
+    the ``textblob`` package.
+
+    ``import textblob`` imports NLTK and SciPy (about 2 s and 100 MB per process), none of
+    which the analyser uses: it lives in ``textblob/_text.py``, which needs only the standard
+    library. Every Ray worker that runs the features stage would pay that import, so the
+    module is loaded on its own and the analyser is configured exactly as ``textblob.en``
+    configures it (same lexicon file, negations, modifiers, tokenizer and the "-ly" adverbs its
+    ``Sentiment.load`` adds). A test checks the scores equal ``textblob.en.sentiment``'s.
+    """
+    import importlib.util
+    import os
+
+    package = importlib.util.find_spec("textblob")
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("textblob is not installed; pip install textblob")
+    root = package.submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location("_privacy_ray_textblob_text",
+                                                  os.path.join(root, "_text.py"))
+    text = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(text)
+
+    class EnglishSentiment(text.Sentiment):
+        def load(self, path: str | None = None) -> None:  # textblob.en.Sentiment.load
+            text.Sentiment.load(self, path)
+            if not path:
+                for word, pos in list(dict.items(self)):
+                    if "JJ" in pos:
+                        if word.endswith("y"):
+                            word = word[:-1] + "i"
+                        if word.endswith("le"):
+                            word = word[:-2]
+                        p, s, i = pos["JJ"]
+                        self.annotate(word + "ly", "RB", p, s, i)
+
+    parser = text.Parser(lexicon={}, default=("NN", "NNP", "CD"), language="en")
+    return EnglishSentiment(
+        path=os.path.join(root, "en", "en-sentiment.xml"),
+        synset="wordnet_id",
+        negations=("no", "not", "n't", "never"),
+        modifiers=("RB",),
+        modifier=lambda w: w.endswith("ly"),
+        tokenizer=parser.find_tokens,
+        language="en",
+    )
+
+
 def sentiment(texts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """TextBlob polarity and subjectivity, computed once per distinct text.
 
     Calls TextBlob's pattern analyser directly (the same numbers as ``TextBlob(t).sentiment``,
     without building a blob per row).
     """
-    from textblob.en import sentiment as pattern_sentiment
-
+    pattern_sentiment = textblob_sentiment()
     codes, uniques = pd.factorize(texts)
     pairs = np.array([tuple(pattern_sentiment(t)) for t in uniques], dtype=np.float64)
     if len(pairs) == 0:
