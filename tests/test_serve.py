@@ -585,7 +585,9 @@ def test_store_switch_during_concurrent_queries_loses_nothing(served):
     store.upsert(added, vectors=[vectors[7]])
     v_added = store.commit()
     status, out, _ = c.call("POST", "/admin/reload", token=TOKEN_OLD)
-    assert status == 200 and out["changed"] and out["store_version"] == v_added
+    # "changed" is false when the 0.5 s poll picked the new version up first; either way the
+    # reload answers with the committed version
+    assert status == 200 and out["store_version"] == v_added
     status, out, _ = c.call("POST", "/search", {"vector": probe, "k": 5}, token=TOKEN_OLD)
     assert "new-conv-1" in {h["conversation_id"] for h in out["hits"]}
     time.sleep(0.5)
