@@ -357,7 +357,7 @@ _HEADLINES = (
     ("pipeline_vs_encode_ratio", "main pipeline (7 stages, 20k messages) / bare encode, records/s",
      "bare `SentenceTransformer.encode` of the same texts"),
     ("embed_stage_vs_encode_ratio", "embed stage inside the pipeline / bare encode",
-     "encode with the actor's torch threads"),
+     "bare encode on all threads; the stage's rows over its span, all actors together"),
     ("features_redaction_ray_overhead_pct", "text stages through Ray: extra core time, %",
      "the same stage objects in a pandas loop"),
     ("validation_overhead_pct", "Great Expectations validation: extra time, % (text stages)",
@@ -426,8 +426,8 @@ def _sizing_lines(result: dict[str, Any]) -> list[str]:
         "",
         "| part | records/s per core | source |",
         "|---|---|---|",
-        f"| embedding, `embedding.backend: torch` | {_num(embed)} | embed stage inside the "
-        "pipeline, over the cores its actor's torch threads use |",
+        f"| embedding, `embedding.backend: torch` | {_num(embed)} | one embed actor inside "
+        "the pipeline, over the cores its torch threads use |",
     ]
     if speedup:
         lines.append(f"| embedding, `embedding.backend: onnx` | {_num(embed * speedup)} | the "
