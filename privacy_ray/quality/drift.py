@@ -128,6 +128,7 @@ def load_feature_samples(run_uri: str, columns: Sequence[str], max_rows: int = 5
     """A reproducible random sample (at most ``max_rows`` rows) of numeric columns of a run's
     output Parquet; columns the output lacks are left out."""
     import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
 
     from privacy_ray.runs import filesystem_for, join
 
@@ -139,15 +140,27 @@ def load_feature_samples(run_uri: str, columns: Sequence[str], max_rows: int = 5
     present = [c for c in columns if c in dataset.schema.names]
     if not present:
         return {}
-    n = dataset.count_rows()
-    if n > max_rows:
-        idx = np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
-        table = dataset.take(idx, columns=present)
-    else:
-        table = dataset.to_table(columns=present)
+    # File by file, footers included: Dataset.count_rows() / take() keep every file's footer
+    # cached, about 600 MB in the driver for a 200k-message run's 2,250 date-partitioned files.
+    files = dataset.files
+    counts = [pq.read_metadata(f, filesystem=fs).num_rows for f in files]
+    n = sum(counts)
+    idx = (np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+           if n > max_rows else None)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in present}
+    offset = 0
+    for file, rows in zip(files, counts, strict=True):
+        lo, hi = np.searchsorted(idx, [offset, offset + rows]) if idx is not None else (0, rows)
+        if hi > lo:
+            table = pq.read_table(file, columns=present, filesystem=fs)
+            if idx is not None:
+                table = table.take(idx[lo:hi] - offset)
+            for name in present:
+                parts[name].append(table.column(name).to_numpy(zero_copy_only=False))
+        offset += rows
     out = {}
     for name in present:
-        values = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        values = (np.concatenate(parts[name]) if parts[name] else np.zeros(0)).astype(np.float64)
         out[name] = values[np.isfinite(values)].tolist()
     return out
 
