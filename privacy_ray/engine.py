@@ -237,21 +237,21 @@ def check_fits(stages: Sequence[Stage], resources_for: Callable[[str], StageReso
     """
     from privacy_ray.errors import ConfigError
 
-    held = 0.0
-    largest, largest_stage = 0.0, ""
+    pools: dict[str, StageResources] = {}  # actor stage -> resources
+    tasks: dict[str, float] = {}  # first stage of a task chain (and read, write) -> CPUs
     for chain in chains(stages, resources_for):
         res = resources_for(chain[0].name)
         if chain[0].stateful:
-            held += res.min_actors * res.num_cpus
-        elif res.num_cpus > largest:
-            largest, largest_stage = res.num_cpus, chain[0].name
-    for name in ("read", "write"):
-        if resources_for(name).num_cpus > largest:
-            largest, largest_stage = resources_for(name).num_cpus, name
+            pools[chain[0].name] = res
+        else:
+            tasks[chain[0].name] = res.num_cpus
+    tasks.update({name: resources_for(name).num_cpus for name in ("read", "write")})
+    held = sum(res.min_actors * res.num_cpus for res in pools.values())
+    largest_stage = max(tasks, key=tasks.__getitem__)
+    largest = tasks[largest_stage]
     if held + largest > cluster_cpus + 1e-9:
-        actors = ", ".join(f"{c[0].name}: {resources_for(c[0].name).min_actors} x "
-                           f"{resources_for(c[0].name).num_cpus:g}"
-                           for c in chains(stages, resources_for) if c[0].stateful)
+        actors = ", ".join(f"{name}: {res.min_actors} x {res.num_cpus:g}"
+                           for name, res in pools.items())
         msg = (f"the actor pools hold {held:g} CPUs ({actors}) and "
                f"pipeline.resources.{largest_stage}.num_cpus asks for {largest:g} more, but "
                f"this Ray has {cluster_cpus:g}; lower those num_cpus (CPUs are shares: 0.25 "
