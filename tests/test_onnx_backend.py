@@ -12,6 +12,7 @@ import pytest
 from privacy_ray.errors import ConfigError, DependencyError
 from privacy_ray.model.embedder import SentenceEncoder
 from privacy_ray.model.onnx_backend import (
+    FLOAT_MATMULS,
     MANIFEST_FILE,
     MODEL_FILE,
     QUANTIZATION_SPECS,
@@ -63,6 +64,34 @@ def test_quantization_presets_match_optimum():
     for target in ("avx512", "avx512_vnni", "arm64"):
         assert QUANTIZATION_SPECS[target].weight_type == "QInt8"
     assert all(s.per_channel and s.weight_symmetric for s in QUANTIZATION_SPECS.values())
+
+
+def test_quantize_keeps_named_matmuls_float_and_refuses_unknown_names(tmp_path):
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from privacy_ray.errors import ModelError
+    from privacy_ray.model.onnx_backend import quantize, weight_matmuls
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), f"w{i}")
+               for i in range(2)]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w0"], ["h"], name="first"),
+         helper.make_node("MatMul", ["h", "w1"], ["y"], name="second")],
+        "two", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8])], weights)
+    src = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    assert weight_matmuls(src) == ["first", "second"]
+
+    quantize(src, tmp_path / "q.onnx", QUANTIZATION_SPECS["avx2"], keep_float=("second",))
+    ops = {n.name: n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert ops["second"] == "MatMul"  # still float
+    assert "first" not in ops or ops["first"] != "MatMul"  # quantised (renamed or replaced)
+    with pytest.raises(ModelError, match="no weight MatMul named third"):
+        quantize(src, tmp_path / "q2.onnx", QUANTIZATION_SPECS["avx2"], keep_float=("third",))
 
 
 # --------------------------------------------------------------------------- slow: one export
@@ -156,6 +185,8 @@ def test_export_is_cached_and_recorded(exported):
     assert manifest["quantization"]["target"] == detect_quantization_target()
     assert manifest["dimension"] == 384
     assert manifest["probe_cosine_mean"] >= 0.95
+    # the bundled model's most error-prone MatMul stays float (named nodes must exist)
+    assert manifest["float_matmuls"] == list(FLOAT_MATMULS[manifest["model_fingerprint"]])
     assert manifest["versions"]["onnxruntime"]
     vec = second.encode(["delete my data"])
     np.testing.assert_allclose(vec, first.encode(["delete my data"]), atol=1e-6)

@@ -225,3 +225,44 @@ def test_stage_span_covers_batches_on_parallel_workers():
                          last_ended=104.0))
     assert total.seconds == 6.0 and total.span_seconds == 4.0
     assert StageStats().span_seconds == 0.0
+
+
+
+class _PidStage(Stage):
+    """An actor stage that tags each row with the process that handled it."""
+
+    name = "pid"
+    outputs = ("pid",)
+    stateful = True
+
+    def process(self, batch: pd.DataFrame) -> pd.DataFrame:
+        import os
+
+        return batch.assign(pid=os.getpid())
+
+
+class _Double(Stage):
+    name = "double"
+    outputs = ("y",)
+
+    def process(self, batch: pd.DataFrame) -> pd.DataFrame:
+        return batch.assign(y=batch["x"] * 2)
+
+
+def test_actor_pool_shares_one_large_block(ray_session):
+    """An actor gets a whole block; blocks are cut to the pool's batch size so a pool of two
+    shares even a dataset that arrives as one block. The cut runs inside the upstream task,
+    whatever CPUs that task asks (a separate one-CPU task would never start on a cluster
+    whose actor pools leave less than a CPU free)."""
+    from privacy_ray.config import StageResources
+    from privacy_ray.engine import apply
+
+    resources = {"double": StageResources(num_cpus=0.1, batch_size=256),
+                 "pid": StageResources(num_cpus=0.25, batch_size=8, min_actors=2, max_actors=2)}
+    ds = ray_session.data.from_pandas(pd.DataFrame({"x": range(256)}))  # one block
+    ds = apply(ds, [_Double(), _PidStage()], resources.__getitem__,
+               source=StageResources(num_cpus=0.1)).materialize()
+    assert "MapBatches(double)->StreamingRepartition" in ds.stats()
+    out = ds.to_pandas()
+    assert sorted(out["x"]) == list(range(256)) and (out["y"] == out["x"] * 2).all()
+    assert out["pid"].nunique() == 2

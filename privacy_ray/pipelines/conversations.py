@@ -274,7 +274,8 @@ def run_conversations(
         ]
         text_res = settings.resources_for("normalize")
         resources = {s.name: embed_res if s.stateful else text_res for s in stages}
-        ds = apply(ds, stages, resources.__getitem__, collector)
+        ds = apply(ds, stages, resources.__getitem__, collector,
+                   source=settings.resources_for("read"))
         done = ds.materialize()
         stage_stats = ray.get(collector.snapshot.remote())
         rows_in = stage_stats.get(stages[0].name, StageStats()).rows_in

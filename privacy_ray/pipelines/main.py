@@ -251,7 +251,8 @@ def _execute(
     bundle_ref = ray.put(bundle) if bundle is not None else None
     stages = build_stages(settings, bundle_ref, gx)
     collector = start_stats_collector()
-    ds = apply(ds, stages, settings.resources_for, collector)
+    ds = apply(ds, stages, settings.resources_for, collector,
+               source=settings.resources_for("read"))
     ds = ds.map_batches(
         write_batch,
         batch_format="pandas",
