@@ -60,6 +60,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "serve_p99_ms": ("<=", 150.0),
     "onnx_int8_speedup": (">=", 2.0),
     "onnx_cosine_min": (">=", 0.98),
+    "onnx_macro_f1_drop": ("<=", 0.01),
 }
 
 
@@ -533,6 +534,10 @@ def meets(name: str, value: float | None) -> bool | None:
     return value >= bound if op == ">=" else value <= bound
 
 
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 4)
+
+
 def build_summary(m: dict[str, Any]) -> dict[str, Any]:
     """The headline figures; None wherever a figure was not measured."""
 
@@ -554,6 +559,8 @@ def build_summary(m: dict[str, Any]) -> dict[str, Any]:
         "serve_p99_ms": get("serve", "serve_p99_ms"),
         "onnx_int8_speedup": get("onnx", "onnx_int8_speedup"),
         "onnx_cosine_min": get("onnx", "onnx_cosine_min"),
+        "onnx_macro_f1_drop": _difference(get("onnx", "macro_f1_torch"),
+                                          get("onnx", "macro_f1_onnx")),
         "pipeline_records_per_s": get("pipeline_vs_encode", "pipeline_records_per_s"),
         "encode_records_per_s": get("pipeline_vs_encode", "encode_records_per_s_all_threads"),
         "scaling_efficiency": get("scaling", "efficiency"),

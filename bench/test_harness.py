@@ -52,7 +52,7 @@ def test_summary_keeps_unmeasured_figures_null():
     for key in ("pipeline_vs_encode_ratio", "memory_growth_ratio", "onnx_int8_speedup",
                 "onnx_cosine_min", "serve_qps_ratio", "serve_p99_ms",
                 "features_redaction_ray_overhead_pct", "embed_stage_vs_encode_ratio",
-                "validation_overhead_pct"):
+                "validation_overhead_pct", "onnx_macro_f1_drop"):
         assert key in summary
         assert summary[key] is None
     assert summary["ann_recall_at_10"] == 0.97
@@ -60,8 +60,10 @@ def test_summary_keeps_unmeasured_figures_null():
     assert harness.meets("serve_p99_ms", 151.0) is False
     assert harness.meets("onnx_int8_speedup", None) is None
     assert harness.meets("onnx_cosine_min", 0.979) is False
-    onnx = harness.build_summary({"onnx": {"onnx_int8_speedup": 2.4, "onnx_cosine_min": 0.982}})
+    onnx = harness.build_summary({"onnx": {"onnx_int8_speedup": 2.4, "onnx_cosine_min": 0.982,
+                                           "macro_f1_torch": 0.775, "macro_f1_onnx": 0.7663}})
     assert (onnx["onnx_int8_speedup"], onnx["onnx_cosine_min"]) == (2.4, 0.982)
+    assert onnx["onnx_macro_f1_drop"] == 0.0087 and harness.meets("onnx_macro_f1_drop", 0.0087)
 
 
 def test_text_summary_overhead_is_extra_core_seconds_per_record():
