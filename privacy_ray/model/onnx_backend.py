@@ -262,7 +262,7 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, spec: QuantizationS
     """Dynamic int8 quantisation of ``src``'s weight MatMuls, but those named in ``keep_float``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    missing = sorted(set(keep_float) - set(weight_matmuls(src)))
+    missing = sorted(set(keep_float) - set(weight_matmuls(src))) if keep_float else []
     if missing:
         msg = f"no weight MatMul named {', '.join(missing)} in {src} to keep in float"
         raise ModelError(msg)
