@@ -2,13 +2,15 @@
 
     python bench/onnx_sensitivity.py --out /tmp/sensitivity.json            # 2,000 texts, seed 0
     python bench/onnx_sensitivity.py --out /tmp/s.json --keep-float NAME,NAME  # one combination
+    python bench/onnx_sensitivity.py --out /tmp/s.json --base NAME  # the next one, given NAME
 
-For every weight MatMul of the fused graph, quantise everything else, encode generated,
-redacted support messages with ``SentenceEncoder`` (default long-text policy, as the bench
-does) and report the cosine against torch fp32: the worst text, the 1st percentile, the mean.
-The MatMuls whose float version lifts the worst text most are the candidates for
-``privacy_ray.model.onnx_backend.FLOAT_MATMULS``; check a choice on other texts (the bench's
-seed is 7) and its speed with ``bench/bench_onnx.py`` before adopting it.
+For every weight MatMul of the fused graph, keep it (and those of ``--base``) float, quantise
+everything else, encode generated, redacted support messages with ``SentenceEncoder`` (default
+long-text policy, as the bench does) and report the cosine against torch fp32: the worst text,
+the 1st percentile, the mean. The MatMuls whose float version lifts the worst text most are the
+candidates for ``privacy_ray.model.onnx_backend.FLOAT_MATMULS``; repeat with the best added to
+``--base`` (a greedy search), then check the choice on other texts (the bench's seed is 7) and
+its speed with ``bench/bench_onnx.py`` before adopting it.
 """
 
 from __future__ import annotations
@@ -79,15 +81,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             log(f"{','.join(keep_float) or 'all int8'}: min {row['min']}, mean {row['mean']}")
             return row
 
-        rows = [cosine(())]
+        base = tuple(args.base.split(",")) if args.base else ()
+        rows = [cosine(base)]
         if args.keep_float:
-            rows.append(cosine(tuple(args.keep_float.split(","))))
+            rows.append(cosine(base + tuple(args.keep_float.split(","))))
         else:
-            rows += [cosine((name,)) for name in ob.weight_matmuls(fused)]
+            rows += [cosine(base + (name,)) for name in ob.weight_matmuls(fused)
+                     if name not in base]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"texts": args.n, "seed": args.seed, "target": target, "model": MODEL,
-            "variants": sorted(rows[1:], key=lambda r: -r["min"]), "all_int8": rows[0]}
+            "base": list(base), "variants": sorted(rows[1:], key=lambda r: -r["min"]),
+            "base_only": rows[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=2000, help="generated texts to encode")
     ap.add_argument("--seed", type=int, default=0, help="generator seed (the bench uses 7)")
     ap.add_argument("--threads", type=int, default=2, help="threads per encoder")
+    ap.add_argument("--base", default=None,
+                    help="comma-separated MatMul names kept float in every variant")
     ap.add_argument("--keep-float", default=None,
                     help="comma-separated MatMul names: measure only this combination")
     args = ap.parse_args(argv)

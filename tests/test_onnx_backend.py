@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from privacy_ray.errors import ConfigError, DependencyError
@@ -19,6 +20,7 @@ from privacy_ray.model.onnx_backend import (
     detect_quantization_target,
     export_dir,
     require_onnx,
+    weight_matmuls,
 )
 
 DATA = Path(__file__).parent / "data" / "handwritten_eval.jsonl"
@@ -72,7 +74,7 @@ def test_quantize_keeps_named_matmuls_float_and_refuses_unknown_names(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     from privacy_ray.errors import ModelError
-    from privacy_ray.model.onnx_backend import quantize, weight_matmuls
+    from privacy_ray.model.onnx_backend import quantize
 
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), f"w{i}")
@@ -117,8 +119,6 @@ def torch_encoder():
 
 
 def _varied_texts(n: int = 50) -> list[str]:
-    import pandas as pd
-
     from privacy_ray.text import make_redactor
 
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
@@ -167,6 +167,25 @@ def test_long_text_policies_use_the_onnx_tokenizer(exported, policy):
 
 
 @pytest.mark.slow
+def test_concurrent_streams_encode_like_one_thread(exported):
+    """Two batches at a time on one thread each give the vectors one thread gives, and a batch
+    padded from ``tokenize``'s ids is the tokenizer's own padded batch."""
+    cache, two = exported
+    assert two._model.streams == 2
+    one = SentenceEncoder(backend="onnx", onnx_cache_dir=str(cache), torch_threads=1).load()
+    assert one._model.streams == 1
+    texts = pd.read_json(DATA, lines=True)["text"].tolist()
+    np.testing.assert_allclose(two.encode(texts), one.encode(texts), atol=1e-5)
+
+    model = two._model
+    batch = texts[:12]
+    padded = model.tokenizer(batch, padding=True, truncation=True,
+                             max_length=model.max_seq_length, return_tensors="np")
+    feed = model._feed(model.tokenize(batch))
+    for name, value in feed.items():
+        np.testing.assert_array_equal(value, padded[name])
+
+
 def test_export_is_cached_and_recorded(exported):
     cache, first = exported
     assert first._model.info["exported_now"] is True
@@ -187,6 +206,10 @@ def test_export_is_cached_and_recorded(exported):
     assert manifest["probe_cosine_mean"] >= 0.95
     # the bundled model's most error-prone MatMul stays float (named nodes must exist)
     assert manifest["float_matmuls"] == list(FLOAT_MATMULS[manifest["model_fingerprint"]])
+    # attention fused as MultiHeadAttention: Q, K and V are plain MatMuls, so every weight
+    # MatMul left float in the int8 graph is one of the listed ones
+    assert manifest["fused_operators"].get("MultiHeadAttention") == 6
+    assert sorted(weight_matmuls(folder / MODEL_FILE)) == sorted(manifest["float_matmuls"])
     assert manifest["versions"]["onnxruntime"]
     vec = second.encode(["delete my data"])
     np.testing.assert_allclose(vec, first.encode(["delete my data"]), atol=1e-6)

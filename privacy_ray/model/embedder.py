@@ -168,20 +168,24 @@ class SentenceEncoder:
         """Encode with the model, in token-budget batches on the CPU (see ``budget_batches``)."""
         if self.resolved_device != "cpu" or not self.cpu_token_budget or len(texts) < 2:
             return self._model_encode(texts, self.batch_size)
-        lengths = np.fromiter(
-            (
-                len(ids)
-                for ids in self._model.tokenizer(
-                    texts, truncation=True, max_length=self.max_seq_length_tokens
-                )["input_ids"]
-            ),
-            dtype=np.int64,
-            count=len(texts),
-        )
+        onnx = hasattr(self._model, "encode_ids")
+        if onnx:  # tokenise once: the ids that give the lengths are the ones encoded
+            ids = self._model.tokenize(texts)
+        else:
+            ids = self._model.tokenizer(
+                texts, truncation=True, max_length=self.max_seq_length_tokens
+            )["input_ids"]
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(texts))
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start, stop in budget_batches(lengths[order], self.cpu_token_budget, self.batch_size):
-            rows = order[start:stop]
+        spans = [order[start:stop] for start, stop in
+                 budget_batches(lengths[order], self.cpu_token_budget, self.batch_size)]
+        if onnx:  # several batches at once
+            vectors = self._model.encode_ids([[ids[i] for i in rows] for rows in spans])
+            for rows, vecs in zip(spans, vectors, strict=True):
+                out[rows] = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            return out
+        for rows in spans:
             out[rows] = self._model_encode([texts[i] for i in rows], len(rows))
         return out
 

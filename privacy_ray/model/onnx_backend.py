@@ -5,18 +5,20 @@ The bundled model is exported locally on first use (nothing is downloaded) into 
 
 1. torch's ONNX exporter traces the whole sentence-transformers stack (transformer, pooling,
    normalisation) with eager attention, so the graph has one ``sentence_embedding`` output;
-2. ONNX Runtime's transformer optimizer fuses it (Attention, SkipLayerNorm, BiasGelu): the fused
-   graph is what makes int8 pay off (in a trial here unfused int8 gained about 1.8x over torch,
-   fused about 3x; ``make bench`` measured 1.76x on a quiet 2-core machine, see
-   docs/benchmarks.md);
-3. ONNX Runtime's dynamic quantisation turns the MatMul weights into int8 with the
-   settings optimum (and so sentence-transformers' ``export_dynamic_quantized_onnx_model``) picks
-   for the CPU's instruction set: ``avx512_vnni``, ``avx512``, ``avx2`` or ``arm64``. Unlike
-   optimum, only MatMuls with constant weights are quantised (activation x activation products
-   and the fused attention stay float), and the word-embedding table stays float (quantising
-   it cost accuracy, no time). For a model listed in ``FLOAT_MATMULS`` (by weights
-   fingerprint) the MatMuls named there stay float too: those whose int8 error hurt the worst
-   texts most, found with ``bench/onnx_sensitivity.py``.
+2. ONNX Runtime's transformer optimizer fuses it (MultiHeadAttention, SkipLayerNorm, BiasGelu):
+   the fused graph is what makes int8 pay off (in a trial here unfused int8 gained about 1.8x
+   over torch, fused about 3x). Attention is fused as ``MultiHeadAttention``, which takes Q, K
+   and V from three ordinary MatMuls, rather than as ``Attention``, which packs the three
+   projections into one weight the quantiser either leaves float (a quarter of the weight
+   FLOPs) or quantises per tensor (worst bench text 0.966);
+3. ONNX Runtime's dynamic quantisation turns the MatMul weights into int8 (per channel) with
+   the settings optimum (and so sentence-transformers' ``export_dynamic_quantized_onnx_model``)
+   picks for the CPU's instruction set: ``avx512_vnni``, ``avx512``, ``avx2`` or ``arm64``.
+   Unlike optimum, only MatMuls with constant weights are quantised (activation x activation
+   products stay float), and the word-embedding table stays float (quantising it cost
+   accuracy, no time). For a model listed in ``FLOAT_MATMULS`` (by weights fingerprint) the
+   MatMuls named there stay float too: those whose int8 error hurt the worst texts most,
+   found with ``bench/onnx_sensitivity.py``.
 4. A probe compares the int8 model with torch on a few sentences; a broken export is refused.
 
 Why not sentence-transformers' own ``backend="onnx"``: it needs ``optimum-onnx``, whose only
@@ -48,6 +50,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,26 +62,32 @@ from privacy_ray.errors import DependencyError, ModelError
 log = logging.getLogger(__name__)
 
 #: Bump when the export steps change: older cached exports are then ignored, not reused.
-EXPORT_FORMAT_VERSION = 3
+EXPORT_FORMAT_VERSION = 4
 DEFAULT_CACHE_DIR = "~/.cache/privacy-ray/onnx"
 MODEL_FILE = "model_int8.onnx"
 MANIFEST_FILE = "export.json"
 TOKENIZER_DIR = "tokenizer"
 PIP_COMMAND = "pip install 'onnxruntime>=1.32' 'onnx>=1.23'"  # the versions tested
-#: Operators whose weights become int8. The fused Attention (Q, K, V projections and softmax)
-#: stays float: quantising it too took the worst bench text to cosine 0.966 against torch, for
-#: no measurable speed (MatMul-only: worst 0.982, mean 0.994 on the 2,000 bench texts).
+#: Operators whose weights become int8 (the attention products themselves, activation x
+#: activation inside MultiHeadAttention, stay float).
 QUANTIZED_OPS = ("MatMul",)
 #: Below this cosine against torch on the probe sentences an export is considered broken.
 MIN_PROBE_COSINE = 0.9
 #: MatMuls left in float, per model (weights fingerprint, ``embedder.model_fingerprint``).
-#: all-MiniLM-L6-v2: the second layer's feed-forward up-projection. Leaving each MatMul in
-#: float in turn (``bench/onnx_sensitivity.py``, 2,000 generated texts, seed 0) raised the
-#: worst text's cosine against torch from 0.976 to at most 0.985, with this one; on the
-#: benchmark's own texts (seed 7) it took the worst from 0.973 to 0.983 at the same speed
-#: (2.01x vs 2.00x torch). Leaving a second one float cost about 8% of the speed.
+#: all-MiniLM-L6-v2: 5 of its 36 weight MatMuls, all in the first two layers, whose int8 error
+#: reaches the worst texts (short chat lines) most. Chosen greedily with
+#: ``bench/onnx_sensitivity.py --base`` on 2,000 generated texts (seed 0) and checked on seeds
+#: 3 and 7: with every MatMul int8 the worst text's cosine against torch was 0.960 (seed 7);
+#: with these float 0.983 / 0.986 / 0.984 (seeds 0 / 3 / 7), mean 0.996, at 2.04x torch where
+#: the previous packed-Attention export (Q, K, V float) ran 1.87x (5 interleaved reps each).
 FLOAT_MATMULS: dict[str, tuple[str, ...]] = {
-    "dc4b39194f477ed9": ("/st/st.0/encoder/layer.1/intermediate/dense/MatMul",),
+    "dc4b39194f477ed9": (
+        "/st/st.0/encoder/layer.0/output/dense/MatMul",
+        "/st/st.0/encoder/layer.1/attention/self/query/MatMul",
+        "/st/st.0/encoder/layer.1/attention/self/value/MatMul",
+        "/st/st.0/encoder/layer.1/intermediate/dense/MatMul",
+        "/st/st.0/encoder/layer.1/output/dense/MatMul",
+    ),
 }
 #: Model types whose graphs ONNX Runtime's "bert" fusions understand.
 _FUSABLE_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "camembert", "electra"}
@@ -229,8 +238,14 @@ def _fuse(src: Path, dst: Path, config: Any) -> dict[str, int]:
     if model_type not in _FUSABLE_MODEL_TYPES:
         shutil.copyfile(src, dst)
         return {}
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    # MultiHeadAttention takes Q, K and V from three plain MatMuls, which dynamic quantisation
+    # then turns into per-channel int8 like the others; the Attention op would keep the
+    # packed QKV projection float (or quantise it per tensor, which cost too much accuracy)
+    options.use_multi_head_attention = True
     try:
         with _quiet():
             optimized = optimize_model(
@@ -239,6 +254,7 @@ def _fuse(src: Path, dst: Path, config: Any) -> dict[str, int]:
                 num_heads=int(config.num_attention_heads),
                 hidden_size=int(config.hidden_size),
                 opt_level=0,  # graph fusions only; runtime optimisations are the session's job
+                optimization_options=options,
             )
             optimized.save_model_to_file(str(dst))
     except Exception as e:  # fusions are an optimisation: fall back to the plain graph
@@ -426,6 +442,13 @@ class OnnxSentenceModel:
     ``tokenizer`` is the model's own (saved next to the graph) so the long-text policies work as
     with torch; texts are tokenised like sentence-transformers does (longest-first truncation at
     ``max_seq_length``, padding per batch) and sorted by length to cut padding.
+
+    With ``threads`` > 1 the model runs that many batches at once, each on one thread, instead of
+    one batch at a time on ``threads`` threads: the int8 kernels and the float operators around
+    them (attention, layer norms) are too small per batch to keep two threads busy. On 2 cores
+    (``bench/bench_onnx.py``'s texts) one thread took 13.5 s, one batch on two threads 7.8 s, two
+    one-thread streams 7.2 s. A single batch then runs on one thread, which costs latency only
+    where a caller encodes one batch at a time.
     """
 
     def __init__(
@@ -443,8 +466,10 @@ class OnnxSentenceModel:
             json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         )
         self.info["path"] = str(folder)
+        #: batches run at once; 1 with threads unset (ONNX Runtime's default: every core)
+        self.streams = max(1, int(threads or 1))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or 0)  # 0: ONNX Runtime's default (cores)
+        options.intra_op_num_threads = 1 if self.streams > 1 else int(threads or 0)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -465,6 +490,7 @@ class OnnxSentenceModel:
         self._dimension = int(self.info.get("dimension") or output_dim)
         self._lower = bool(self.info.get("do_lower_case", False))
         self.max_seq_length = int(max_seq_length or self.info.get("max_seq_length") or 256)
+        self._pool: ThreadPoolExecutor | None = None
 
     def get_embedding_dimension(self) -> int:
         return self._dimension
@@ -477,23 +503,55 @@ class OnnxSentenceModel:
         **_: Any,
     ) -> np.ndarray:
         """``(len(sentences), dim)`` float32; unit norm unless ``normalize_embeddings`` is off."""
-        texts = [str(t).lower() if self._lower else str(t) for t in sentences]
-        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), max(1, batch_size)):
-            idx = order[start : start + batch_size]
-            feats = self.tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation="longest_first",
-                max_length=self.max_seq_length,
-                return_tensors="np",
-            )
-            feed = {name: np.asarray(feats[name], dtype=np.int64) for name in self._inputs}
-            out[idx] = self._session.run(None, feed)[0]
+        order = np.argsort([-len(str(t)) for t in sentences], kind="stable")
+        step = max(1, batch_size)
+        spans = [order[i : i + step] for i in range(0, len(order), step)]
+        out = np.zeros((len(sentences), self._dimension), dtype=np.float32)
+        vectors = self.encode_batches([[sentences[i] for i in idx] for idx in spans])
+        for idx, vecs in zip(spans, vectors, strict=True):
+            out[idx] = vecs
         if normalize_embeddings:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids per text, special tokens included, cut at ``max_seq_length`` (no padding)."""
+        texts = [str(t).lower() if self._lower else str(t) for t in texts]
+        return self.tokenizer(texts, truncation=True, max_length=self.max_seq_length)["input_ids"]
+
+    def encode_batches(self, batches: list[list[str]]) -> list[np.ndarray]:
+        """One ``(len(batch), dim)`` float32 array per batch of texts, not normalised."""
+        return self.encode_ids([self.tokenize(batch) for batch in batches])
+
+    def encode_ids(self, batches: list[list[list[int]]]) -> list[np.ndarray]:
+        """One ``(len(batch), dim)`` float32 array per batch of token-id lists (``tokenize``'s),
+        not normalised; up to ``streams`` batches run at once. Callers that tokenised already
+        (to sort by length) pass the ids instead of tokenising twice.
+        """
+        feeds = [self._feed(ids) for ids in batches]
+
+        def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+            return self._session.run(None, feed)[0]
+
+        if self.streams == 1 or len(feeds) < 2:
+            return [run(feed) for feed in feeds]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx-stream")
+        return list(self._pool.map(run, feeds))
+
+    def _feed(self, ids: list[list[int]]) -> dict[str, np.ndarray]:
+        """The model inputs for one batch, padded to its longest row as the tokenizer pads."""
+        width = max((len(row) for row in ids), default=0)
+        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        left = self.tokenizer.padding_side == "left"
+        for i, row in enumerate(ids):
+            cols = slice(width - len(row), width) if left else slice(0, len(row))
+            input_ids[i, cols] = row
+            mask[i, cols] = 1
+        inputs = {"input_ids": input_ids, "attention_mask": mask,
+                  "token_type_ids": np.zeros_like(input_ids)}
+        return {name: inputs[name] for name in self._inputs}
 
 
 def load_onnx_model(
