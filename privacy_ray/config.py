@@ -61,6 +61,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: Raylet settings for every Ray privacy-ray starts: the embedded one (``ray.init``), local
+#: ``ray start`` heads, and the KubeRay pods (as ``RAY_<name>`` environment variables, which
+#: Ray reads for any of its system settings). Ray kills a task worker idle for 1 s once the node
+#: has more workers than CPUs, which a pipeline's actors alone exceed; a streaming run then
+#: starts a fresh worker for nearly every task while backpressure spaces them out, and each one
+#: re-imports pandas, Great Expectations and the stages (about 5 s of CPU on a 2-core machine:
+#: 20k messages ran the text stages on 8 new workers, 36 s of CPU instead of 13 s).
+RAY_SYSTEM_CONFIG: dict[str, int] = {"idle_worker_killing_time_threshold_ms": 60_000}
+
+
+def ray_system_config_env() -> dict[str, str]:
+    """:data:`RAY_SYSTEM_CONFIG` as the environment variables a ``ray start`` process reads."""
+    return {f"RAY_{name}": str(value) for name, value in RAY_SYSTEM_CONFIG.items()}
+
+
 class RuntimeConfig(_Section):
     environment: Literal["development", "test", "staging", "production"] = Field(
         "development",

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from privacy_ray.config import RAY_SYSTEM_CONFIG
 from privacy_ray.stages.base import Stage, StageStats, apply_stage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,14 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from privacy_ray.config import RuntimeConfig, StageResources
 
 log = logging.getLogger(__name__)
-
-#: Raylet settings for the embedded Ray. Ray kills a task worker idle for 1 s once the node has
-#: more workers than CPUs, which a pipeline's actors alone exceed; a streaming run then starts
-#: a fresh worker for nearly every task while backpressure spaces them out, and each one
-#: re-imports pandas, Great Expectations and the stages (about 5 s of CPU on this laptop-sized
-#: machine: 20k messages ran the text stages on 8 new workers, 36 s of CPU instead of 13 s).
-EMBEDDED_SYSTEM_CONFIG: dict[str, Any] = {"idle_worker_killing_time_threshold_ms": 60_000}
-
 
 def init_ray(runtime: RuntimeConfig, address: str | None = None) -> dict[str, Any]:
     """Connect to ``address`` (or ``runtime.ray_address`` / RAY_ADDRESS) or start a local Ray.
@@ -63,7 +56,7 @@ def init_ray(runtime: RuntimeConfig, address: str | None = None) -> dict[str, An
         if runtime.metrics_export_port:
             kwargs["_metrics_export_port"] = runtime.metrics_export_port
         kwargs["include_dashboard"] = False
-        kwargs["_system_config"] = EMBEDDED_SYSTEM_CONFIG
+        kwargs["_system_config"] = RAY_SYSTEM_CONFIG
         info = ray.init(**kwargs)
         mode = "embedded"
     dashboard = getattr(info, "dashboard_url", None) or None

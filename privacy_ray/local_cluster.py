@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from privacy_ray.config import ray_system_config_env
 from privacy_ray.errors import PrivacyRayError
 
 #: The ports ``ray start --head`` would otherwise take at fixed defaults.
@@ -118,6 +119,8 @@ def start_local_head(num_cpus: float = 1, object_store_mb: int = 200,
     head_env = dict(env if env is not None else os.environ)
     head_env.pop("RAY_ADDRESS", None)
     head_env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    for name, value in ray_system_config_env().items():
+        head_env.setdefault(name, value)
     if head_env.get("RAY_AUTH_MODE", "token").lower() == "token":
         head_env["RAY_AUTH_MODE"] = "token"
         head_env.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(24))

@@ -46,7 +46,7 @@ def ray_session():
     """One local Ray for every test that needs it (2 CPUs: this is a 2-core machine)."""
     import ray
 
-    from privacy_ray.engine import EMBEDDED_SYSTEM_CONFIG
+    from privacy_ray.config import RAY_SYSTEM_CONFIG
 
     if not ray.is_initialized():
         ray.init(
@@ -56,7 +56,7 @@ def ray_session():
             logging_level="ERROR",
             log_to_driver=False,
             _metrics_export_port=METRICS_PORT,
-            _system_config=EMBEDDED_SYSTEM_CONFIG,
+            _system_config=RAY_SYSTEM_CONFIG,
         )
     import ray.data
 

@@ -170,6 +170,8 @@ def test_every_ray_pod_is_sized_secured_and_mounted(files):
             env = {e["name"]: e for e in ray["env"]}
             assert env["CONFIG_PATH"]["value"] == "/etc/privacy-ray/config.yaml"
             assert env["ENVIRONMENT"]["value"] == "production"
+            # warm workers live as long as on the embedded Ray (engine's RAY_SYSTEM_CONFIG)
+            assert env["RAY_idle_worker_killing_time_threshold_ms"]["value"] == "60000"
 
 
 def test_secrets_are_referenced_never_included(files):

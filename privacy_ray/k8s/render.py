@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from privacy_ray.config import Settings, dump_yaml
+from privacy_ray.config import Settings, dump_yaml, ray_system_config_env
 from privacy_ray.errors import ConfigError
 from privacy_ray.k8s.values import (
     INSTANCE_TYPES,
@@ -244,6 +244,7 @@ def _env(values: ManifestValues, gpu: bool, environment: str) -> list[dict[str, 
         {"name": "ENVIRONMENT", "value": environment},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
+    env += [{"name": k, "value": v} for k, v in ray_system_config_env().items()]
     if not gpu:
         env.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"})
     for ref in values.secrets:
