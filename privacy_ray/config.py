@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import yaml
@@ -68,7 +69,11 @@ class _Section(BaseModel):
 #: starts a fresh worker for nearly every task while backpressure spaces them out, and each one
 #: re-imports pandas, Great Expectations and the stages (about 5 s of CPU on a 2-core machine:
 #: 20k messages ran the text stages on 8 new workers, 36 s of CPU instead of 13 s).
-RAY_SYSTEM_CONFIG: dict[str, int] = {"idle_worker_killing_time_threshold_ms": 60_000}
+#: Read-only: ``ray.init`` adds its own keys to the ``_system_config`` dict it is given, so
+#: callers pass ``dict(RAY_SYSTEM_CONFIG)``.
+RAY_SYSTEM_CONFIG: Mapping[str, int] = MappingProxyType(
+    {"idle_worker_killing_time_threshold_ms": 60_000}
+)
 
 
 def ray_system_config_env() -> dict[str, str]:

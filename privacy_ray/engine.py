@@ -56,7 +56,7 @@ def init_ray(runtime: RuntimeConfig, address: str | None = None) -> dict[str, An
         if runtime.metrics_export_port:
             kwargs["_metrics_export_port"] = runtime.metrics_export_port
         kwargs["include_dashboard"] = False
-        kwargs["_system_config"] = RAY_SYSTEM_CONFIG
+        kwargs["_system_config"] = dict(RAY_SYSTEM_CONFIG)
         info = ray.init(**kwargs)
         mode = "embedded"
     dashboard = getattr(info, "dashboard_url", None) or None

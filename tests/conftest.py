@@ -56,7 +56,7 @@ def ray_session():
             logging_level="ERROR",
             log_to_driver=False,
             _metrics_export_port=METRICS_PORT,
-            _system_config=RAY_SYSTEM_CONFIG,
+            _system_config=dict(RAY_SYSTEM_CONFIG),
         )
     import ray.data
 

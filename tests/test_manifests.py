@@ -170,7 +170,7 @@ def test_every_ray_pod_is_sized_secured_and_mounted(files):
             env = {e["name"]: e for e in ray["env"]}
             assert env["CONFIG_PATH"]["value"] == "/etc/privacy-ray/config.yaml"
             assert env["ENVIRONMENT"]["value"] == "production"
-            # warm workers live as long as on the embedded Ray (engine's RAY_SYSTEM_CONFIG)
+            # warm workers live as long as on the embedded Ray (config.RAY_SYSTEM_CONFIG)
             assert env["RAY_idle_worker_killing_time_threshold_ms"]["value"] == "60000"
 
 
@@ -566,3 +566,12 @@ def test_deploy_script_dry_run_prints_every_step_and_no_secret():
     ]:
         assert expected in out, expected
     assert "never-printed" not in out + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_running_ray_does_not_change_the_pod_env(ray_session):
+    """``ray.init`` adds spilling keys to the ``_system_config`` dict it gets; the settings the
+    manifests render must stay ours alone."""
+    from privacy_ray.config import ray_system_config_env
+
+    assert ray_system_config_env() == {"RAY_idle_worker_killing_time_threshold_ms": "60000"}
