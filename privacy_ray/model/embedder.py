@@ -183,7 +183,7 @@ class SentenceEncoder:
         if onnx:  # several batches at once
             vectors = self._model.encode_ids([[ids[i] for i in rows] for rows in spans])
             for rows, vecs in zip(spans, vectors, strict=True):
-                out[rows] = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+                out[rows] = vecs
             return out
         for rows in spans:
             out[rows] = self._model_encode([texts[i] for i in rows], len(rows))

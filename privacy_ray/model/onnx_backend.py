@@ -506,11 +506,10 @@ class OnnxSentenceModel:
         step = max(1, batch_size)
         spans = [order[i : i + step] for i in range(0, len(order), step)]
         out = np.zeros((len(sentences), self._dimension), dtype=np.float32)
-        vectors = self.encode_batches([[sentences[i] for i in idx] for idx in spans])
+        vectors = self.encode_batches([[sentences[i] for i in idx] for idx in spans],
+                                      normalize=normalize_embeddings)
         for idx, vecs in zip(spans, vectors, strict=True):
             out[idx] = vecs
-        if normalize_embeddings:
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
@@ -518,19 +517,23 @@ class OnnxSentenceModel:
         texts = [str(t).lower() if self._lower else str(t) for t in texts]
         return self.tokenizer(texts, truncation=True, max_length=self.max_seq_length)["input_ids"]
 
-    def encode_batches(self, batches: list[list[str]]) -> list[np.ndarray]:
-        """One ``(len(batch), dim)`` float32 array per batch of texts, not normalised."""
-        return self.encode_ids([self.tokenize(batch) for batch in batches])
+    def encode_batches(self, batches: list[list[str]], normalize: bool = True) -> list[np.ndarray]:
+        """One ``(len(batch), dim)`` float32 array per batch of texts (unit rows by default)."""
+        return self.encode_ids([self.tokenize(batch) for batch in batches], normalize)
 
-    def encode_ids(self, batches: list[list[list[int]]]) -> list[np.ndarray]:
+    def encode_ids(self, batches: list[list[list[int]]], normalize: bool = True
+                   ) -> list[np.ndarray]:
         """One ``(len(batch), dim)`` float32 array per batch of token-id lists (``tokenize``'s),
-        not normalised; up to ``streams`` batches run at once. Callers that tokenised already
-        (to sort by length) pass the ids instead of tokenising twice.
+        unit rows by default; up to ``streams`` batches run at once. Callers that tokenised
+        already (to sort by length) pass the ids instead of tokenising twice.
         """
         feeds = [self._feed(ids) for ids in batches]
 
         def run(feed: dict[str, np.ndarray]) -> np.ndarray:
-            return self._session.run(None, feed)[0]
+            vecs = self._session.run(None, feed)[0]
+            if normalize:
+                vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            return vecs
 
         if self.streams == 1 or len(feeds) < 2:
             return [run(feed) for feed in feeds]
