@@ -38,8 +38,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# TOKENIZERS_PARALLELISM is left alone: bare encode tokenises in parallel by default, and
+# SentenceEncoder does on a GPU
 for _key, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                     "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1"}.items():
+                     "TQDM_DISABLE": "1"}.items():
     os.environ.setdefault(_key, _value)
 
 TEXTS_FILE = "texts.parquet"
@@ -70,6 +72,12 @@ def prepare(folder: Path, n: int, seed: int) -> None:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in
                    load_file(str(weights)).items()}
         save_file(tensors, str(dst / weights.name), metadata={"format": "pt"})
+    # transformers 5 loads weights in their stored dtype unless the config names one: without
+    # this, both sides would run in fp16, which the pipeline's fp32 model never does
+    config_file = dst / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["torch_dtype"] = config["dtype"] = "float32"
+    config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     log(f"wrote {len(texts)} texts and the model to {folder} ({size / 2**20:.1f} MiB)")
 
@@ -104,6 +112,9 @@ def run(folder: Path, device: str, reps: int, batch_sizes: list[int],
     for bs in batch_sizes:
         bare.encode(warm, batch_size=bs, normalize_embeddings=True)
     ours.encode(warm)
+    dtypes = {str(next(m.parameters()).dtype) for m in (bare, ours._model.module)}
+    if dtypes != {"torch.float32"}:
+        raise SystemExit(f"expected both models in float32, got {sorted(dtypes)}")
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times: dict[str, list[float]] = {f"bare_bs{bs}": [] for bs in batch_sizes}
@@ -119,6 +130,8 @@ def run(folder: Path, device: str, reps: int, batch_sizes: list[int],
     best = min((k for k in medians if k.startswith("bare")), key=medians.get)
     card = torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or "cpu"
     return {
+        "mode": "gpu",
+        "date": time.strftime("%Y-%m-%d"),
         "device": device,
         "card": card,
         "texts": len(texts),
@@ -130,6 +143,7 @@ def run(folder: Path, device: str, reps: int, batch_sizes: list[int],
         "ours_batch_size": ours.batch_size,
         "peak_gpu_memory_mib": (round(torch.cuda.max_memory_allocated() / 2**20, 1)
                                 if device == "cuda" else None),
+        "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "unset (parallel)"),
         "versions": {"torch": torch.__version__, "cuda": torch.version.cuda,
                      "sentence_transformers": __import__("sentence_transformers").__version__,
                      "python": platform.python_version()},
@@ -161,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"{args.dir / TEXTS_FILE} not found: run 'bench_gpu.py prepare --dir {args.dir}'")
     sizes = [int(x) for x in args.batch_sizes.split(",")]
     result = run(args.dir, args.device, args.reps, sizes, args.limit)
+    result["command"] = " ".join(["bench/bench_gpu.py", *(sys.argv[1:] if argv is None else argv)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     log(f"ours / bare: {result['ours_vs_bare']} on {result['card']}; wrote {args.out}")

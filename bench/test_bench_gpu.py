@@ -26,7 +26,8 @@ def test_prepare_then_run_on_the_cpu(tmp_path):
                     "--out", str(out), "--device", "cpu", "--reps", "1", "--limit", "12",
                     "--batch-sizes", "4,8"], check=True, capture_output=True)
     result = json.loads(out.read_text())
-    assert result["texts"] == 12 and result["device"] == "cpu"
+    assert result["texts"] == 12 and result["device"] == "cpu" and result["mode"] == "gpu"
+    assert result["command"].startswith("bench/bench_gpu.py run")
     assert set(result["seconds"]) == {"bare_bs4", "bare_bs8", "ours"}
     assert result["bare_best"] in {"bare_bs4", "bare_bs8"} and result["ours_vs_bare"] > 0
 

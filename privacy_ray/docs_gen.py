@@ -380,13 +380,53 @@ _HEADLINES = (
 )
 
 
-def latest_results(results_dir: Path = RESULTS_DIR) -> tuple[str, dict[str, Any]] | None:
-    """The newest full-mode results file (by its date-host name) and its content."""
+def latest_results(results_dir: Path = RESULTS_DIR, mode: str = "full"
+                   ) -> tuple[str, dict[str, Any]] | None:
+    """The newest results file of ``mode`` (by its date-host name) and its content: ``full``
+    for ``make bench``, ``gpu`` for ``bench/bench_gpu.py`` on a GPU."""
     for path in sorted(results_dir.glob("*.json"), reverse=True):
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("mode") == "full" and isinstance(data.get("summary"), dict):
+        if data.get("mode") != mode:
+            continue
+        if mode == "full" and isinstance(data.get("summary"), dict):
+            return path.name, data
+        if mode == "gpu" and data.get("device") == "cuda":
             return path.name, data
     return None
+
+
+def _gpu_rate(gpu: tuple[str, dict[str, Any]] | None) -> float | None:
+    return ((gpu[1].get("texts_per_s") or {}).get("ours")) if gpu else None
+
+
+def _gpu_lines(gpu: tuple[str, dict[str, Any]] | None) -> list[str]:
+    """``docs/benchmarks.md``'s GPU section: the embed stage's encoder against bare encode."""
+    lines = ["## GPU embedding", ""]
+    if gpu is None:
+        return [*lines, "No GPU results are committed yet: see `bench/README.md` (GPU)."]
+    name, result = gpu
+    versions = result.get("versions") or {}
+    rates = result.get("texts_per_s") or {}
+    lines += [
+        f"Figures from `bench/results/{name}` (`{result.get('command')}`) on "
+        f"{result.get('date')}: {result.get('card')}, {_num(result.get('texts'))} generated "
+        f"texts, {result.get('reps')} interleaved repetitions, medians; torch "
+        f"{versions.get('torch')}, CUDA {versions.get('cuda')}, sentence-transformers "
+        f"{versions.get('sentence_transformers')}.",
+        "",
+        "| encoder | texts/s |",
+        "|---|---|",
+        *(f"| bare `SentenceTransformer.encode`, batch size {key.removeprefix('bare_bs')} | "
+          f"{_num(rate)} |" for key, rate in rates.items() if key.startswith("bare_bs")),
+        f"| `SentenceEncoder` (the embed stage's encoder), batch size "
+        f"{result.get('ours_batch_size')} | {_num(rates.get('ours'))} |",
+        "",
+        f"`SentenceEncoder` / the fastest bare batch size: **{_num(result.get('ours_vs_bare'))}**; "
+        f"peak GPU memory {_num(result.get('peak_gpu_memory_mib'))} MiB. At these rates the GPU "
+        "waits on the tokenizer, so the encoder tokenises each text once and, on a GPU, on the "
+        "actor's CPUs in parallel: give GPU embed actors several CPUs.",
+    ]
+    return lines
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -411,7 +451,8 @@ def sizing_projection(core_seconds_per_record: float, messages_per_day: int,
     return cores, max(1, math.ceil(cores / (node_vcpus - 1)))
 
 
-def _sizing_lines(result: dict[str, Any]) -> list[str]:
+def _sizing_lines(result: dict[str, Any], gpu: tuple[str, dict[str, Any]] | None = None
+                  ) -> list[str]:
     sizing = result.get("sizing") or {}
     per_core = sizing.get("records_per_s_per_core") or {}
     embed, text = per_core.get("embedding_stage_cpu"), per_core.get("text_stages")
@@ -470,9 +511,14 @@ def _sizing_lines(result: dict[str, Any]) -> list[str]:
         "`PRIVACY_RAY_PIPELINE__RESOURCES__EMBED__NUM_GPUS=1`): the embedding leaves the CPUs",
         f"and the text stages bound throughput at {_num(text)} records/s per core, so a GPU",
         "worker group needs CPU workers beside it: cores = messages / window / utilisation /",
-        "text rate. No GPU rate is quoted here: the benchmark machine has no GPU. Measure one",
-        "with `bench/bench_pipeline.py pipeline` on a GPU node and size the GPU group so that",
-        "GPUs x GPU embed rate exceeds messages / window.",
+        *(["text rate. No GPU rate is measured yet: measure one with `bench/bench_gpu.py` on",
+           "a GPU node and size the GPU group so that GPUs x GPU embed rate exceeds messages /",
+           "window."] if _gpu_rate(gpu) is None else
+          [f"text rate. One embed actor on an {gpu[1].get('card')} encoded "
+           f"{_num(_gpu_rate(gpu))} texts/s (`bench/results/{gpu[0]}`); size the GPU group so "
+           "that GPUs x that rate exceeds messages / window (at 50,000,000 messages in "
+           f"{SIZING_WINDOW_H} h: {50_000_000 / (SIZING_WINDOW_H * 3600 * _gpu_rate(gpu)):.2f} "
+           "of such a GPU)."]),
         "",
         "**Memory** does not grow with the data: the pipeline streams (peak RSS of all Ray",
         "processes grew by the `memory_growth_ratio` above for 10x the messages), so size a",
@@ -482,9 +528,10 @@ def _sizing_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def benchmarks_markdown(found: tuple[str, dict[str, Any]] | None = None) -> str:
+def benchmarks_markdown(results_dir: Path = RESULTS_DIR) -> str:
     """``docs/benchmarks.md``: the committed bench results and the sizing guide built on them."""
-    found = found if found is not None else latest_results()
+    found = latest_results(results_dir)
+    gpu = latest_results(results_dir, mode="gpu")
     lines = [HEADER, "", "# Benchmarks and sizing", ""]
     if found is None:
         lines += ["No full benchmark results are committed yet: run `make bench`."]
@@ -529,7 +576,7 @@ def benchmarks_markdown(found: tuple[str, dict[str, Any]] | None = None) -> str:
             lines.append(f"| {stage} | {_num(row['seconds'])} | "
                          f"{row['share_of_stage_time']:.1%} | "
                          f"{_num(row['records_per_s_in_stage'])} |")
-    lines += ["", *_sizing_lines(result)]
+    lines += ["", *_gpu_lines(gpu), "", *_sizing_lines(result, gpu)]
     return "\n".join(lines) + "\n"
 
 
@@ -538,9 +585,10 @@ README_BLOCK = ("<!-- benchmarks:start (generated by python -m privacy_ray.docs_
                 "<!-- benchmarks:end -->")
 
 
-def readme_benchmarks_block(found: tuple[str, dict[str, Any]] | None = None) -> str:
+def readme_benchmarks_block(results_dir: Path = RESULTS_DIR) -> str:
     """The README's benchmark table: the headline figures of the newest committed results."""
-    found = found if found is not None else latest_results()
+    found = latest_results(results_dir)
+    gpu = latest_results(results_dir, mode="gpu")
     lines = [README_BLOCK[0]]
     if found is None:
         lines.append("No benchmark results are committed yet: run `make bench`.")
@@ -558,6 +606,10 @@ def readme_benchmarks_block(found: tuple[str, dict[str, Any]] | None = None) -> 
             *(f"| {what} | {_num(summary.get(key))} | {targets.get(key, '')} |"
               for key, what, _ in _HEADLINES),
         ]
+        if gpu is not None:
+            lines.append(f"| embed stage's encoder / bare encode on one {gpu[1].get('card')} "
+                         f"([`bench/results/{gpu[0]}`](bench/results/{gpu[0]})), texts/s | "
+                         f"{_num(gpu[1].get('ours_vs_bare'))} | |")
     lines.append(README_BLOCK[1])
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -12,7 +13,13 @@ import pytest
 from privacy_ray.config import LABELS, ClassifierConfig
 from privacy_ray.errors import ModelError
 from privacy_ray.model.classifier import due_dates, infer_regulation, load_bundle
-from privacy_ray.model.embedder import SentenceEncoder, budget_batches, embedding_quality
+from privacy_ray.model.embedder import (
+    SentenceEncoder,
+    budget_batches,
+    configure_tokenizer_threads,
+    embedding_quality,
+    pad_token_ids,
+)
 
 
 def test_regulation_cues():
@@ -67,9 +74,58 @@ def test_budget_batches_bound_padding_and_rows():
     assert budget_batches(np.array([900]), 512, 64) == [(0, 1)]  # longer than the budget
 
 
+def test_pad_token_ids_pads_on_the_tokenizers_side():
+    ids, mask = pad_token_ids([[1, 2, 3], [4]], pad_id=0)
+    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    ids, mask = pad_token_ids([[1, 2, 3], [4]], pad_id=9, left=True)
+    assert ids.tolist() == [[1, 2, 3], [9, 9, 4]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+@pytest.mark.parametrize(("device", "threads", "parallel", "rayon"), [
+    ("cpu", 4, "false", None),  # the model's threads have the cores
+    ("cuda", 4, "true", "4"),  # the tokenizer paces a GPU: the actor's CPUs, not the node's
+    ("cuda", None, "true", None),
+])
+def test_tokenizer_threads_follow_the_device(monkeypatch, device, threads, parallel, rayon):
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
+    configure_tokenizer_threads(device, threads)
+    assert os.environ["TOKENIZERS_PARALLELISM"] == parallel
+    assert os.environ.get("RAYON_NUM_THREADS") == rayon
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # the user's setting wins
+    configure_tokenizer_threads("cuda", 2)
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+
+
 @pytest.fixture(scope="module")
 def encoder():
     return SentenceEncoder().load()
+
+
+@pytest.mark.slow
+def test_texts_are_cut_as_token_ids_by_the_long_text_policy(encoder):
+    """One tokenisation per text: the policy cuts ids (no decode and tokenise again), special
+    tokens go around every row, and the vectors are the model's for exactly those ids."""
+    tokenizer = encoder._model.tokenizer
+    long_text = " ".join(f"word{i}" for i in range(400))
+    ids = tokenizer(long_text, add_special_tokens=False)["input_ids"]
+    window = 254  # 256 less [CLS] and [SEP]
+    assert len(ids) > 2 * window
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    for policy, want in [
+        ("truncate", [ids[:window]]),
+        ("head_tail", [ids[:127] + ids[-127:]]),
+        ("chunk_mean", [ids[i:i + window] for i in range(0, len(ids), window)]),
+    ]:
+        enc = SentenceEncoder(long_text_policy=policy)
+        enc._model, enc.resolved_device = encoder._model, "cpu"
+        rows, owners = enc._token_rows([long_text, "short"])
+        assert rows[:-1] == [[cls, *piece, sep] for piece in want]
+        assert owners.tolist() == [0] * len(want) + [1]
+    # short texts: the vectors sentence-transformers gives for the same texts
+    texts = ["please delete my account", "Where is my parcel?", "", "STOP emailing me!!"]
+    bare = encoder._model.module.encode(texts, normalize_embeddings=True)
+    assert np.min((encoder.encode(texts) * bare).sum(axis=1)) > 0.99999
 
 
 @pytest.mark.slow

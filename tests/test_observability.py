@@ -193,12 +193,29 @@ def test_benchmark_pages_quote_the_results_file(tmp_path):
     (tmp_path / "2026-01-03-h-quick.json").write_text(json.dumps({**result, "mode": "quick"}))
     found = docs_gen.latest_results(tmp_path)
     assert found is not None and found[0] == "2026-01-02-h.json"  # quick runs are not quoted
-    page = docs_gen.benchmarks_markdown(found)
+    assert docs_gen.latest_results(tmp_path, mode="gpu") is None
+    page = docs_gen.benchmarks_markdown(tmp_path)
     assert "| Serve p99 latency in ms, 16 clients (`serve_p99_ms`) | 151 | <= 150 | no |" in page
     assert "not measured" in page  # null stays null, never invented
+    assert "No GPU results are committed yet" in page
     # 1M messages in 4 h: 69.4/s x (1/20 + 1/300) s / 0.8 = 4.6 cores on one 16-vCPU node
     assert "| 1,000,000 | 5 / 1 |" in page
-    block = docs_gen.readme_benchmarks_block(found)
+
+    # a GPU run (bench_gpu.py) gets its own section and a row in the README; a CPU smoke run of
+    # the same script is not quoted
+    gpu = {"mode": "gpu", "device": "cuda", "card": "Card X", "date": "2026-01-04", "texts": 100,
+           "texts_per_s": {"bare_bs64": 400.0, "ours": 500.0}, "ours_vs_bare": 1.25,
+           "ours_batch_size": 256}
+    (tmp_path / "2026-01-04-gpu.json").write_text(json.dumps(gpu))
+    (tmp_path / "2026-01-05-cpu.json").write_text(json.dumps({**gpu, "device": "cpu"}))
+    assert docs_gen.latest_results(tmp_path, mode="gpu")[0] == "2026-01-04-gpu.json"
+    page = docs_gen.benchmarks_markdown(tmp_path)
+    assert "| bare `SentenceTransformer.encode`, batch size 64 | 400 |" in page
+    assert "| `SentenceEncoder` (the embed stage's encoder), batch size 256 | 500 |" in page
+    # 50M messages in 4 h = 3,472/s: 6.94 GPUs at 500 texts/s
+    assert "6.94 of such a GPU" in page
+    block = docs_gen.readme_benchmarks_block(tmp_path)
+    assert "bare encode on one Card X" in block and "| 1.25 | |" in block
     assert docs_gen.with_readme_block(f"a\n{docs_gen.README_BLOCK[0]}\nold\n"
                                       f"{docs_gen.README_BLOCK[1]}\nb", block) == f"a\n{block}\nb"
 

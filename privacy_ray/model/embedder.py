@@ -11,10 +11,14 @@ windows; ``truncate`` keeps the head only. ``bench/bench_long_text.py`` measures
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -25,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_MODEL_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 EMBEDDING_DIM = 384
+#: bumped when the same model gives other vectors for the same text (2: long texts are cut as
+#: token ids instead of decoded and tokenised again); part of the default classifier's cache key
+ENCODING_VERSION = 2
 
 
 def resolve_model_path(name: str) -> str:
@@ -104,11 +111,11 @@ class SentenceEncoder:
             return self
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TQDM_DISABLE", "1")
         if self.backend == "onnx":
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             return self._load_onnx()
         import torch
         from sentence_transformers import SentenceTransformer
@@ -118,6 +125,7 @@ class SentenceEncoder:
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        configure_tokenizer_threads(device, self.torch_threads)
         path = resolve_model_path(self.model_name)
         try:
             model = SentenceTransformer(path, device=device)
@@ -129,7 +137,7 @@ class SentenceEncoder:
             )
             raise ModelError(msg) from e
         model.max_seq_length = self.max_seq_length_tokens
-        self._model = model
+        self._model = TorchSentenceModel(model)
         self.resolved_device = device
         return self
 
@@ -164,39 +172,50 @@ class SentenceEncoder:
 
     # ------------------------------------------------------------------ encoding
 
-    def _raw_encode(self, texts: list[str]) -> np.ndarray:
-        """Encode with the model, in token-budget batches on the CPU (see ``budget_batches``)."""
-        if self.resolved_device != "cpu" or not self.cpu_token_budget or len(texts) < 2:
-            return self._model_encode(texts, self.batch_size)
-        onnx = hasattr(self._model, "encode_ids")
-        if onnx:  # tokenise once: the ids that give the lengths are the ones encoded
-            ids = self._model.tokenize(texts)
-        else:
-            ids = self._model.tokenizer(
-                texts, truncation=True, max_length=self.max_seq_length_tokens
-            )["input_ids"]
-        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(texts))
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        spans = [order[start:stop] for start, stop in
-                 budget_batches(lengths[order], self.cpu_token_budget, self.batch_size)]
-        if onnx:  # several batches at once
-            vectors = self._model.encode_ids([[ids[i] for i in rows] for rows in spans])
-            for rows, vecs in zip(spans, vectors, strict=True):
-                out[rows] = vecs
-            return out
-        for rows in spans:
-            out[rows] = self._model_encode([texts[i] for i in rows], len(rows))
-        return out
+    def _token_rows(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
+        """Model input ids (special tokens included) and, per row, the index of its text.
 
-    def _model_encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return self._model.encode(
-            texts,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        ).astype(np.float32, copy=False)
+        Every text is tokenised once, in one call; the long-text policy cuts the ids, not the
+        text, so nothing is decoded and tokenised again. A text gives one row, or one row per
+        window under ``chunk_mean``.
+        """
+        model = self._model
+        if model.lower:
+            texts = [t.lower() for t in texts]
+        with _quiet_length_warning():  # cut below, to the model's window
+            raw = model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        prefix, suffix = special_tokens(model.tokenizer)
+        window = self.max_seq_length_tokens - len(prefix) - len(suffix)
+        head = window // 2
+        tail = window - head
+        rows: list[list[int]] = []
+        owners: list[int] = []
+        for i, ids in enumerate(raw):
+            if len(ids) <= window:
+                pieces = [ids]
+            elif self.long_text_policy == "truncate":
+                pieces = [ids[:window]]
+            elif self.long_text_policy == "head_tail":
+                pieces = [ids[:head] + ids[len(ids) - tail:]]
+            else:  # chunk_mean
+                pieces = [ids[start : start + window] for start in range(0, len(ids), window)]
+            rows.extend(prefix + piece + suffix for piece in pieces)
+            owners.extend([i] * len(pieces))
+        return rows, np.asarray(owners, dtype=np.int64)
+
+    def _encode_rows(self, rows: list[list[int]]) -> np.ndarray:
+        """Unit vectors of token-id rows, sorted by length to cut padding and batched: by token
+        budget on the CPU (see ``budget_batches``), by ``batch_size`` rows on a GPU."""
+        lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
+        order = np.argsort(lengths, kind="stable")
+        budget = self.cpu_token_budget if self.resolved_device == "cpu" else 0
+        spans = [order[start:stop] for start, stop in
+                 budget_batches(lengths[order], budget or sys.maxsize, self.batch_size)]
+        out = np.empty((len(rows), self.dimension), dtype=np.float32)
+        vectors = self._model.encode_ids([[rows[i] for i in span] for span in spans])
+        for span, vecs in zip(spans, vectors, strict=True):
+            out[span] = vecs
+        return out
 
     def encode(self, texts: list[str] | np.ndarray) -> np.ndarray:
         """``(len(texts), dim)`` float32, unit norm; empty texts get the empty string's vector."""
@@ -204,43 +223,115 @@ class SentenceEncoder:
         texts = ["" if t is None else str(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self.long_text_policy == "truncate":
-            return self._raw_encode(texts)
-        tokenizer = self._model.tokenizer
-        window = self.max_seq_length_tokens - 2  # [CLS] and [SEP]
-        # Cheap pre-filter: a text shorter than the window in characters cannot exceed it.
-        candidates = [i for i, t in enumerate(texts) if len(t) > window]
-        long_ids: dict[int, list[int]] = {}
-        if candidates:
-            encoded = tokenizer([texts[i] for i in candidates], add_special_tokens=False)
-            for i, ids in zip(candidates, encoded["input_ids"], strict=True):
-                if len(ids) > window:
-                    long_ids[i] = ids
-        if not long_ids:
-            return self._raw_encode(texts)
-        if self.long_text_policy == "head_tail":
-            head = window // 2
-            tail = window - head
-            for i, ids in long_ids.items():
-                texts[i] = tokenizer.decode(ids[:head] + ids[-tail:])
-            return self._raw_encode(texts)
-        # chunk_mean: encode every window of a long text, average, renormalise.
-        short_idx = [i for i in range(len(texts)) if i not in long_ids]
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if short_idx:
-            out[short_idx] = self._raw_encode([texts[i] for i in short_idx])
-        chunks: list[str] = []
-        owners: list[int] = []
-        for i, ids in long_ids.items():
-            for start in range(0, len(ids), window):
-                chunks.append(tokenizer.decode(ids[start : start + window]))
-                owners.append(i)
-        vecs = self._raw_encode(chunks)
-        owners_arr = np.asarray(owners)
-        for i in long_ids:
-            mean = vecs[owners_arr == i].mean(axis=0)
-            out[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        rows, owners = self._token_rows(texts)
+        vectors = self._encode_rows(rows)
+        if len(rows) == len(texts):
+            return vectors
+        # chunk_mean: the mean of a text's window vectors, renormalised
+        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+        np.add.at(out, owners, vectors)
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
+
+
+def configure_tokenizer_threads(device: str, threads: int | None) -> None:
+    """Tokenise in parallel on a GPU, serially on the CPU, unless the environment says otherwise.
+
+    On a CPU the model's own threads already use the cores and tokenising is a few per cent of
+    the time. On a GPU the tokenizer is most of it (a one-off profile on an H100: the model ran
+    ``bench_gpu.py``'s 20,000 texts in 0.8 s, tokenising them on one thread took 2.6 s), so it
+    gets the actor's CPUs: Rayon's pool, which the fast tokenizer uses, is sized to ``threads``
+    instead of every core of the node.
+    """
+    parallel = device != "cpu"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if parallel else "false")
+    if parallel and threads:
+        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+
+
+@contextlib.contextmanager
+def _quiet_length_warning() -> Iterator[None]:
+    """Silence the tokenizer's "longer than the specified maximum" warning: the ids are cut to
+    the window afterwards, so the indexing errors it predicts cannot happen."""
+    logger = logging.getLogger("transformers.tokenization_utils_base")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a text's own (``[CLS]`` / ``[SEP]`` for BERT),
+    read off a probe so any single-sequence template works."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return full[:start], full[start + len(bare):]
+    return [], []
+
+
+def pad_token_ids(ids: list[list[int]], pad_id: int, left: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(input_ids, attention_mask)`` int64 arrays for one batch, padded to its longest row on
+    the tokenizer's side, as the tokenizer pads."""
+    width = max((len(row) for row in ids), default=0)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for i, row in enumerate(ids):
+        cols = slice(width - len(row), width) if left else slice(0, len(row))
+        input_ids[i, cols] = row
+        mask[i, cols] = 1
+    return input_ids, mask
+
+
+class TorchSentenceModel:
+    """A sentence-transformers model behind the token-id interface ``SentenceEncoder`` uses
+    (``encode_ids``, as ``OnnxSentenceModel`` has).
+
+    ``SentenceTransformer.encode`` takes texts and tokenises them again; on a GPU the tokeniser,
+    not the model, is what a batch waits for. Batches go to the device without waiting for the
+    previous one and come back in one copy at the end, so the CPU pads the next batch while the
+    GPU runs this one.
+    """
+
+    def __init__(self, module: Any) -> None:
+        module.eval()
+        self.module = module
+        self.tokenizer = module.tokenizer
+        self.lower = bool(getattr(module[0], "do_lower_case", False))
+        self._token_types = "token_type_ids" in getattr(
+            self.tokenizer, "model_input_names", ("token_type_ids",))
+
+    def get_embedding_dimension(self) -> int:
+        get = (getattr(self.module, "get_embedding_dimension", None)
+               or self.module.get_sentence_embedding_dimension)
+        return int(get())
+
+    def encode_ids(self, batches: list[list[list[int]]], normalize: bool = True
+                   ) -> list[np.ndarray]:
+        """One ``(len(batch), dim)`` float32 array per batch of token-id rows."""
+        import torch
+
+        device = self.module.device
+        pad_id = self.tokenizer.pad_token_id or 0
+        left = self.tokenizer.padding_side == "left"
+        outputs = []
+        with torch.inference_mode():
+            for ids in batches:
+                input_ids, mask = (torch.from_numpy(a) for a in pad_token_ids(ids, pad_id, left))
+                features = {"input_ids": input_ids, "attention_mask": mask}
+                if self._token_types:
+                    features["token_type_ids"] = torch.zeros_like(input_ids)
+                features = {k: v.to(device, non_blocking=True) for k, v in features.items()}
+                vecs = self.module(features)["sentence_embedding"].float()
+                outputs.append(torch.nn.functional.normalize(vecs, dim=1) if normalize else vecs)
+            if not outputs:
+                return []
+            flat = torch.cat(outputs).cpu().numpy()
+        return np.split(flat, np.cumsum([len(ids) for ids in batches])[:-1])
 
 
 def budget_batches(

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from privacy_ray.errors import DependencyError, ModelError
+from privacy_ray.model.embedder import pad_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -487,7 +488,7 @@ class OnnxSentenceModel:
         self._inputs = [i.name for i in self._session.get_inputs()]
         output_dim = self._session.get_outputs()[0].shape[-1]
         self._dimension = int(self.info.get("dimension") or output_dim)
-        self._lower = bool(self.info.get("do_lower_case", False))
+        self.lower = bool(self.info.get("do_lower_case", False))
         self.max_seq_length = int(max_seq_length or self.info.get("max_seq_length") or 256)
         self._pool: ThreadPoolExecutor | None = None
 
@@ -514,7 +515,7 @@ class OnnxSentenceModel:
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids per text, special tokens included, cut at ``max_seq_length`` (no padding)."""
-        texts = [str(t).lower() if self._lower else str(t) for t in texts]
+        texts = [str(t).lower() if self.lower else str(t) for t in texts]
         return self.tokenizer(texts, truncation=True, max_length=self.max_seq_length)["input_ids"]
 
     def encode_batches(self, batches: list[list[str]], normalize: bool = True) -> list[np.ndarray]:
@@ -543,14 +544,8 @@ class OnnxSentenceModel:
 
     def _feed(self, ids: list[list[int]]) -> dict[str, np.ndarray]:
         """The model inputs for one batch, padded to its longest row as the tokenizer pads."""
-        width = max((len(row) for row in ids), default=0)
-        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        left = self.tokenizer.padding_side == "left"
-        for i, row in enumerate(ids):
-            cols = slice(width - len(row), width) if left else slice(0, len(row))
-            input_ids[i, cols] = row
-            mask[i, cols] = 1
+        input_ids, mask = pad_token_ids(ids, self.tokenizer.pad_token_id or 0,
+                                        self.tokenizer.padding_side == "left")
         inputs = {"input_ids": input_ids, "attention_mask": mask,
                   "token_type_ids": np.zeros_like(input_ids)}
         return {name: inputs[name] for name in self._inputs}

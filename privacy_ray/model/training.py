@@ -21,7 +21,7 @@ import pandas as pd
 from privacy_ray.config import LABELS
 from privacy_ray.errors import InputError
 from privacy_ray.model.classifier import ModelBundle, load_bundle, save_bundle
-from privacy_ray.model.embedder import SentenceEncoder, model_fingerprint
+from privacy_ray.model.embedder import ENCODING_VERSION, SentenceEncoder, model_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     from privacy_ray.config import Settings
@@ -278,6 +278,7 @@ def default_model_key(settings: Settings) -> str:
         "hash": model_fingerprint(settings.embedding.model),
         "svd": settings.embedding.svd_dim,
         "policy": settings.embedding.long_text_policy,
+        "encoding": ENCODING_VERSION,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
