@@ -112,7 +112,7 @@ def run(folder: Path, device: str, reps: int, batch_sizes: list[int],
     for bs in batch_sizes:
         bare.encode(warm, batch_size=bs, normalize_embeddings=True)
     ours.encode(warm)
-    dtypes = {str(next(m.parameters()).dtype) for m in (bare, ours._model.module)}
+    dtypes = {str(next(m.parameters()).dtype) for m in (bare, ours.model.module)}
     if dtypes != {"torch.float32"}:
         raise SystemExit(f"expected both models in float32, got {sorted(dtypes)}")
     if device == "cuda":

@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         backend="onnx", torch_threads=args.threads, onnx_cache_dir=args.cache_dir
     ).load()
     onnx_load_s = time.perf_counter() - started
-    info = dict(onnx_enc._model.info)
+    info = dict(onnx_enc.model.info)
     log(f"onnx model: {info['path']} (exported now: {info['exported_now']}, {onnx_load_s:.1f} s)")
 
     texts = bench_texts(args.n, args.seed)

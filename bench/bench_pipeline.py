@@ -285,7 +285,7 @@ def cmd_encode(args: argparse.Namespace) -> dict[str, Any]:
         sample = texts
     cfg = _settings({}).settings.embedding
     default_threads = torch.get_num_threads()
-    model = SentenceEncoder.from_config(cfg).load()._model  # the SentenceTransformer itself
+    model = SentenceEncoder.from_config(cfg).model.module  # the SentenceTransformer itself
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     runs = {}
     for spec in args.threads.split(","):

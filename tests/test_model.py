@@ -106,7 +106,7 @@ def encoder():
 def test_texts_are_cut_as_token_ids_by_the_long_text_policy(encoder):
     """One tokenisation per text: the policy cuts ids (no decode and tokenise again), special
     tokens go around every row, and the vectors are the model's for exactly those ids."""
-    tokenizer = encoder._model.tokenizer
+    tokenizer = encoder.model.tokenizer
     long_text = " ".join(f"word{i}" for i in range(400))
     ids = tokenizer(long_text, add_special_tokens=False)["input_ids"]
     window = 254  # 256 less [CLS] and [SEP]
@@ -124,7 +124,7 @@ def test_texts_are_cut_as_token_ids_by_the_long_text_policy(encoder):
         assert owners.tolist() == [0] * len(want) + [1]
     # short texts: the vectors sentence-transformers gives for the same texts
     texts = ["please delete my account", "Where is my parcel?", "", "STOP emailing me!!"]
-    bare = encoder._model.module.encode(texts, normalize_embeddings=True)
+    bare = encoder.model.module.encode(texts, normalize_embeddings=True)
     assert np.min((encoder.encode(texts) * bare).sum(axis=1)) > 0.99999
 
 

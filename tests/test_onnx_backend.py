@@ -171,13 +171,13 @@ def test_concurrent_streams_encode_like_one_thread(exported):
     """Two batches at a time on one thread each give the vectors one thread gives, and a batch
     padded from ``tokenize``'s ids is the tokenizer's own padded batch."""
     cache, two = exported
-    assert two._model.streams == 2
+    assert two.model.streams == 2
     one = SentenceEncoder(backend="onnx", onnx_cache_dir=str(cache), torch_threads=1).load()
-    assert one._model.streams == 1
+    assert one.model.streams == 1
     texts = pd.read_json(DATA, lines=True)["text"].tolist()
     np.testing.assert_allclose(two.encode(texts), one.encode(texts), atol=1e-5)
 
-    model = two._model
+    model = two.model
     batch = texts[:12]
     padded = model.tokenizer(batch, padding=True, truncation=True,
                              max_length=model.max_seq_length, return_tensors="np")
@@ -188,17 +188,17 @@ def test_concurrent_streams_encode_like_one_thread(exported):
 
 def test_export_is_cached_and_recorded(exported):
     cache, first = exported
-    assert first._model.info["exported_now"] is True
+    assert first.model.info["exported_now"] is True
     folders = list(cache.rglob(MODEL_FILE))
     assert len(folders) == 1, folders
     folder = folders[0].parent
-    assert folder.parent.name == first._model.info["model_fingerprint"]
+    assert folder.parent.name == first.model.info["model_fingerprint"]
     assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name], "temp dir left behind"
     assert (folder / MODEL_FILE).stat().st_size > 1_000_000  # the stale stub was replaced
     model_mtime = (folder / MODEL_FILE).stat().st_mtime_ns
 
     second = SentenceEncoder(backend="onnx", onnx_cache_dir=str(cache)).load()
-    assert second._model.info["exported_now"] is False
+    assert second.model.info["exported_now"] is False
     assert (folder / MODEL_FILE).stat().st_mtime_ns == model_mtime
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     assert manifest["quantization"]["target"] == detect_quantization_target()

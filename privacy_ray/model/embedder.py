@@ -7,6 +7,10 @@ Long texts: the model sees at most 256 word pieces. The default policy ``head_ta
 first and the last half of the window (a letter's request sits in its opening paragraph, its
 restatement and signature at the end); ``chunk_mean`` averages the embeddings of consecutive
 windows; ``truncate`` keeps the head only. ``bench/bench_long_text.py`` measures their effect.
+
+Each text is tokenised once: the policy cuts its token ids, the same ids give the length the
+batches are sorted by, and they go to the model as they are (``encode_ids``, with PyTorch or
+ONNX Runtime behind it).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from privacy_ray.errors import DependencyError, ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from privacy_ray.config import EmbeddingConfig
+    from privacy_ray.model.onnx_backend import OnnxSentenceModel
 
 DEFAULT_MODEL_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 EMBEDDING_DIM = 384
@@ -157,6 +162,13 @@ class SentenceEncoder:
         )
         self.resolved_device = "cpu"
         return self
+
+    @property
+    def model(self) -> TorchSentenceModel | OnnxSentenceModel:
+        """The loaded model behind the encoder (``TorchSentenceModel.module`` is the
+        ``SentenceTransformer``; ``OnnxSentenceModel.info`` describes the export)."""
+        self.load()
+        return self._model
 
     @property
     def dimension(self) -> int:
