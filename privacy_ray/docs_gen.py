@@ -435,7 +435,12 @@ def _num(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         if abs(value) < 1:  # ratios, recalls and cosines keep the digits they were measured to
             return f"{value:.4g}"
-        return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        text = f"{value:,.{digits}g}"
+        if abs(value) < 10 and float(text) != value and "." not in text:
+            return f"{value:.{digits - 1}f}"  # 1.004 is "1.00", not "1", which reads as exact
+        return text
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
