@@ -462,6 +462,7 @@ def _sizing_lines(result: dict[str, Any], gpu: tuple[str, dict[str, Any]] | None
     per_core = sizing.get("records_per_s_per_core") or {}
     embed, text = per_core.get("embedding_stage_cpu"), per_core.get("text_stages")
     speedup = (result.get("summary") or {}).get("onnx_int8_speedup")
+    gpu_rate = _gpu_rate(gpu)
     lines = ["## Sizing guide", ""]
     if not (embed and text):
         return [*lines, "The results file has no per-core rates; run `make bench`."]
@@ -518,11 +519,11 @@ def _sizing_lines(result: dict[str, Any], gpu: tuple[str, dict[str, Any]] | None
         "worker group needs CPU workers beside it: cores = messages / window / utilisation /",
         *(["text rate. No GPU rate is measured yet: measure one with `bench/bench_gpu.py` on",
            "a GPU node and size the GPU group so that GPUs x GPU embed rate exceeds messages /",
-           "window."] if _gpu_rate(gpu) is None else
+           "window."] if gpu is None or gpu_rate is None else
           [f"text rate. One embed actor on an {gpu[1].get('card')} encoded "
-           f"{_num(_gpu_rate(gpu))} texts/s (`bench/results/{gpu[0]}`); size the GPU group so "
+           f"{_num(gpu_rate)} texts/s (`bench/results/{gpu[0]}`); size the GPU group so "
            "that GPUs x that rate exceeds messages / window (at 50,000,000 messages in "
-           f"{SIZING_WINDOW_H} h: {50_000_000 / (SIZING_WINDOW_H * 3600 * _gpu_rate(gpu)):.2f} "
+           f"{SIZING_WINDOW_H} h: {50_000_000 / (SIZING_WINDOW_H * 3600 * gpu_rate):.2f} "
            "of such a GPU)."]),
         "",
         "**Memory** does not grow with the data: the pipeline streams (peak RSS of all Ray",

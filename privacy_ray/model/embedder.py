@@ -15,12 +15,9 @@ ONNX Runtime behind it).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -94,6 +91,7 @@ class SentenceEncoder:
         self.cpu_token_budget = cpu_token_budget
         self.onnx_cache_dir = onnx_cache_dir  # None: ~/.cache/privacy-ray/onnx
         self._model = None
+        self._specials: tuple[list[int], list[int]] | None = None  # the tokenizer's, read once
 
     @classmethod
     def from_config(cls, cfg: EmbeddingConfig, torch_threads: int | None = None) -> SentenceEncoder:
@@ -194,9 +192,11 @@ class SentenceEncoder:
         model = self._model
         if model.lower:
             texts = [t.lower() for t in texts]
-        with _quiet_length_warning():  # cut below, to the model's window
-            raw = model.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        prefix, suffix = special_tokens(model.tokenizer)
+        # verbose=False: no "longer than the maximum" warning, the ids are cut to the window below
+        raw = model.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        if self._specials is None:
+            self._specials = special_tokens(model.tokenizer)
+        prefix, suffix = self._specials
         window = self.max_seq_length_tokens - len(prefix) - len(suffix)
         head = window // 2
         tail = window - head
@@ -259,19 +259,6 @@ def configure_tokenizer_threads(device: str, threads: int | None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if parallel else "false")
     if parallel and threads:
         os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
-
-
-@contextlib.contextmanager
-def _quiet_length_warning() -> Iterator[None]:
-    """Silence the tokenizer's "longer than the specified maximum" warning: the ids are cut to
-    the window afterwards, so the indexing errors it predicts cannot happen."""
-    logger = logging.getLogger("transformers.tokenization_utils_base")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
