@@ -73,6 +73,8 @@ def test_text_summary_overhead_is_extra_core_seconds_per_record():
         ray_off=[_pipeline_run(1000, 2.0, cpu=4.0)] * 3,
         # Ray on 1 core: 1000 records in 4 s
         ray_one=[_pipeline_run(1000, 4.0, cpu=4.0)] * 3,
+        # Ray on 2 cores after a warm-up: 1000 records in 1.6 s = 312.5 records/s per core
+        ray_warm=[_pipeline_run(1000, 1.6, cpu=3.2)] * 3,
         loops=[{"n_messages": 1000, "records_per_s": 400.0, "cpu_seconds": 2.5,
                 "seconds_by_step": {"generate": 1.0}, "wall_s": 2.5, "peak_rss_mb": 1,
                 "load_average_after": None}] * 3,
@@ -81,6 +83,9 @@ def test_text_summary_overhead_is_extra_core_seconds_per_record():
     assert text["ray_records_per_s_per_core"] == 250.0
     assert text["features_redaction_ray_overhead_pct"] == pytest.approx(60.0)  # 400/250 - 1
     assert text["ray_cpu_overhead_pct"] == pytest.approx(60.0)  # (1000/2.5) / (1000/4) - 1
+    assert text["features_redaction_ray_overhead_warm_pct"] == pytest.approx(28.0)  # 400/312.5
+    assert harness.build_summary({"features_redaction": text})[
+        "features_redaction_ray_overhead_warm_pct"] == pytest.approx(28.0)
     assert scaling["speedup"] == pytest.approx(2.0)
     assert scaling["efficiency"] == pytest.approx(1.0)
 
