@@ -267,3 +267,32 @@ def test_classify_cli_prints_json_per_message(tiny_model_dir):
     row = json.loads(res.stdout.strip().splitlines()[-1])
     assert row["label"] in LABELS and set(row["probabilities"]) == set(LABELS)
     assert isinstance(row["abstain"], bool)
+
+
+EVAL_SETS = {"handwritten_eval.jsonl": 30, "handwritten_eval_2.jsonl": 8}
+EVAL_STYLES = {"formal_letter", "chat", "lowercase_question", "dev_post", "email", "social",
+               "banking", "travel", "retail", "other"}
+
+
+def test_handwritten_eval_sets_are_balanced_disjoint_and_out_of_training():
+    """The evaluation sets (tests/data/README.md): every label equally often, documented
+    styles, no message in both, and none of six words or more verbatim in the default model's
+    generated training data (stock lines such as "stop emailing me" occur in both naturally)."""
+    from pathlib import Path
+
+    from privacy_ray.synth import generate_messages
+
+    data = Path(__file__).parent / "data"
+    texts: dict[str, set[str]] = {}
+    for name, per_label in EVAL_SETS.items():
+        df = pd.read_json(data / name, lines=True)
+        assert df["label"].value_counts().to_dict() == dict.fromkeys(LABELS, per_label), name
+        assert set(df["style"]) <= EVAL_STYLES, name
+        texts[name] = {" ".join(t.lower().split()) for t in df["text"]}
+        assert len(texts[name]) == len(df), f"{name} repeats a message"
+    first, second = texts.values()
+    assert not first & second
+    training = generate_messages(12_000, seed=20260101)["text"]
+    seen = {" ".join(t.lower().split()) for t in training}
+    distinctive = {t for t in first | second if len(t.split()) >= 6}
+    assert not distinctive & seen
