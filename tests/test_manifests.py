@@ -271,6 +271,19 @@ def test_serve_config_and_pod_config_come_from_the_same_settings():
     assert Settings.model_validate(pod_config) == expected
     assert expected.pipeline.output_dir == "s3://bucket/runs"  # remote paths are kept
     assert expected.pipeline.resources["embed"].num_gpus == 1  # the GPU group gets used
+    assert expected.pipeline.resources["embed"].num_cpus == 4  # and CPUs for its tokenizer
+
+
+def test_gpu_embed_cpus_fit_the_gpu_worker():
+    small = build_values(gpu_workers={"node_group": "gpu-workers", "cpu": "2", "memory": "16Gi",
+                                      "gpus": 1})
+    embed = cluster_settings(Settings(), small).pipeline.resources["embed"]
+    assert (embed.num_gpus, embed.num_cpus) == (1, 2)
+    render_manifests(Settings(), small)  # fits, so the render's resource check passes
+    chosen = Settings.model_validate(
+        {"pipeline": {"resources": {"embed": {"num_gpus": 1, "num_cpus": 0.5}}}})
+    kept = cluster_settings(chosen, build_values()).pipeline.resources["embed"]
+    assert (kept.num_gpus, kept.num_cpus) == (1, 0.5)  # a user's own GPU setting is left alone
 
 
 def test_serve_app_builder_exists_when_the_app_is_built():

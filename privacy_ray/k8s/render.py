@@ -55,6 +55,10 @@ CLUSTER_PATHS: dict[tuple[str, str], str] = {
     # The default classifier is built once and shared by every pod, not rebuilt per pod.
     ("classifier", "cache_dir"): "/mnt/checkpoints/models",
 }
+#: CPUs of an embed actor given a GPU by the render: its tokenizer threads. On a GPU the
+#: tokenizer sets the pace (bench/results/2026-11-27-gpu-h100.json: serial tokenising held the
+#: encoder to 3,796 texts/s, parallel 9,524), and a CPU-sized share would leave it one thread.
+GPU_EMBED_CPUS = 4.0
 PORT_GCS, PORT_DASHBOARD, PORT_CLIENT, PORT_METRICS = 6379, 8265, 10001, 8080
 PORT_DASHBOARD_AGENT, PORT_AUTOSCALER_METRICS, PORT_DASHBOARD_METRICS = 52365, 44217, 44227
 #: Files rendered into --out, in kustomization order; rayjob.yaml is created per run instead.
@@ -123,7 +127,8 @@ def cluster_settings(settings: Settings, values: ManifestValues) -> Settings:
     """The app config as the cluster runs it: mounted paths, bound to all interfaces, production.
 
     Remote (``s3://``) paths are kept; local paths move onto the shared volumes. With GPU workers
-    rendered, an embed stage left at ``num_gpus: 0`` is given one GPU so the GPU group is used.
+    rendered, an embed stage left at ``num_gpus: 0`` is given one GPU so the GPU group is used,
+    and :data:`GPU_EMBED_CPUS` CPUs (at most the GPU worker's) to tokenise with.
     """
     data = settings.model_dump(mode="json")
     runtime = data["runtime"]
@@ -139,6 +144,8 @@ def cluster_settings(settings: Settings, values: ManifestValues) -> Settings:
     embed = data["pipeline"]["resources"].get("embed")
     if values.gpu and embed is not None and not embed["num_gpus"]:
         embed["num_gpus"] = 1.0
+        embed["num_cpus"] = max(embed["num_cpus"],
+                                min(GPU_EMBED_CPUS, parse_cpu(values.gpu_workers.cpu)))
     return Settings.model_validate(data)
 
 
