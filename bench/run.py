@@ -264,9 +264,9 @@ def run_text_family(h: Harness, need: set[str]) -> TextRuns:
 
     One repetition is: Ray quality off, the pandas loop, Ray quality off after a warm-up run
     on the same Ray, Ray on one CPU, Ray quality on - interleaved so a change in load hits
-    every variant. Quality-off runs serve the Ray-vs-loop
-    comparison, the scaling and the validation A/B; quality-on runs the validation A/B and the
-    small point of the memory comparison when it has the same size.
+    every variant. Quality-off runs serve the Ray-vs-loop comparison, the scaling and the
+    validation A/B; quality-on runs the validation A/B and the small point of the memory
+    comparison when it has the same size.
     """
     p = h.plan
     stages = ",".join(TEXT_STAGES)
