@@ -280,6 +280,8 @@ def test_handwritten_eval_sets_are_balanced_disjoint_and_out_of_training():
     generated training data (stock lines such as "stop emailing me" occur in both naturally)."""
     from pathlib import Path
 
+    from privacy_ray.config import Settings
+    from privacy_ray.model.training import DEFAULT_MODEL_SEED
     from privacy_ray.synth import generate_messages
 
     data = Path(__file__).parent / "data"
@@ -292,7 +294,8 @@ def test_handwritten_eval_sets_are_balanced_disjoint_and_out_of_training():
         assert len(texts[name]) == len(df), f"{name} repeats a message"
     first, second = texts.values()
     assert not first & second
-    training = generate_messages(12_000, seed=20260101)["text"]
+    training = generate_messages(Settings().classifier.training_messages,
+                                 seed=DEFAULT_MODEL_SEED)["text"]
     seen = {" ".join(t.lower().split()) for t in training}
     distinctive = {t for t in first | second if len(t.split()) >= 6}
     assert not distinctive & seen

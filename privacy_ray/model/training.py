@@ -267,6 +267,9 @@ def evaluate(bundle: ModelBundle, data: pd.DataFrame, encoder: SentenceEncoder,
 
 # --------------------------------------------------------------------------- default model
 
+#: Seed of the generated messages the default model is trained on (fixed: reproducible).
+DEFAULT_MODEL_SEED = 20260101
+
 
 def default_model_key(settings: Settings) -> str:
     from privacy_ray import __version__
@@ -303,7 +306,7 @@ def ensure_model(settings: Settings, progress=None) -> Path:
             f"training the default model once into {target} "
             f"({settings.classifier.training_messages} generated messages)"
         )
-    data = generate_messages(settings.classifier.training_messages, seed=20260101)
+    data = generate_messages(settings.classifier.training_messages, seed=DEFAULT_MODEL_SEED)
     bundle, _ = train(data, settings)
     tmp = target.with_name(target.name + ".tmp")
     save_bundle(bundle, tmp)
