@@ -370,7 +370,7 @@ def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
     from privacy_ray.pipelines.main import build_stages
     from privacy_ray.pipelines.sink import write_batch
     from privacy_ray.runs import RunFolder
-    from privacy_ray.sources import _generate_chunk
+    from privacy_ray.sources import _generate_chunk, even_chunk_rows
     from privacy_ray.stages.base import apply_stage
 
     stages_cfg = args.stages.split(",")
@@ -381,7 +381,7 @@ def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
                           "quality.enabled": False, **_set_overrides(args.set)}).settings
     stages = build_stages(settings)
     options = _generator_options(settings)
-    chunk_rows = settings.resources_for("read").batch_size
+    chunk_rows = even_chunk_rows(args.n, settings.resources_for("read").batch_size)
     chunk_kwargs: dict[str, Any] = {
         "seed": settings.pipeline.seed,
         "chunk_rows": chunk_rows,

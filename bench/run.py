@@ -47,9 +47,6 @@ from common import (  # noqa: E402
 PY = sys.executable
 BENCH = ROOT / "bench"
 TEXT_STAGES = ("validate_raw", "normalize", "features", "redact")
-#: Messages of the warm-up run before a warm text run: two read blocks, so both CPUs' workers
-#: start and import what the stages need.
-WARMUP_MESSAGES = 4096
 SECTIONS = ("pipeline", "text", "validation", "memory", "redaction", "store", "serve", "onnx")
 TARGETS: dict[str, tuple[str, float]] = {
     "pipeline_vs_encode_ratio": (">=", 0.8),
@@ -286,7 +283,7 @@ def run_text_family(h: Harness, need: set[str]) -> TextRuns:
                 runs.loops.append(lp)
             rw = h.pipeline(f"text ray warm cpus={p.cpus} quality=off {tag}", p.n_text,
                             stages=stages, quality="off", cpus=p.cpus,
-                            warmup=WARMUP_MESSAGES)
+                            warmup=p.n_text)
             if rw is not None:
                 runs.ray_warm.append(rw)
             if p.cpus > 1:
@@ -358,11 +355,11 @@ def summarize_text(h: Harness, runs: TextRuns) -> tuple[dict[str, Any], dict[str
             "per core / Ray records/s per core - 1) x 100, the extra core-seconds per record "
             "that Ray spends. ray_cpu_overhead_pct uses the CPU seconds measured over every "
             "Ray process (driver, raylet, GCS, workers) instead of cores x wall time, which a "
-            "shared machine distorts less. The warm figures repeat the Ray run after a "
-            f"{WARMUP_MESSAGES:,}-message run of the same pipeline on the same Ray: its "
-            "workers are started and have imported Ray Data and the stages, as the loop has "
-            "(its clock starts after its imports), so the difference to the cold figure is "
-            "the per-run start-up and what remains is the per-record overhead."
+            "shared machine distorts less. The warm figures repeat the Ray run after a run "
+            "of the same pipeline at the same size on the same Ray: every worker it uses is "
+            "started and has imported Ray Data and the stages, as the loop has (its clock "
+            "starts after its imports), so the difference to the cold figure is the per-run "
+            "start-up and what remains is the per-record overhead."
         ),
     }
     speedup = ratio(ray_rps, ray_rps_1)

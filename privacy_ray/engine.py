@@ -7,15 +7,17 @@ one chain run by one ``map_batches``: each batch is converted from Arrow to pand
 for the chain, not once per stage (for the four text stages that cut the CPU spent outside the
 stage functions by about half). Each wrapper is a class named after its stages, so the Ray
 dashboard shows ``MapBatches(embed)`` or ``MapBatches(validate_raw+normalize+features+redact)``
-rather than ``MapBatches(<lambda>)``. Per-batch counts and timings go to one small stats actor
-per run, one call per batch and chain.
+rather than ``MapBatches(<lambda>)``. Per-batch counts and timings go to the pipeline's
+long-lived stats actor, one call per batch and chain, sent without waiting for the reply.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from privacy_ray.config import RAY_SYSTEM_CONFIG
@@ -39,6 +41,7 @@ def init_ray(runtime: RuntimeConfig, address: str | None = None) -> dict[str, An
     target = address or runtime.ray_address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         ctx = ray.get_runtime_context()
+        configure_ray_data(runtime)
         return {"mode": "existing", "address": ctx.gcs_address, "dashboard_url": None}
     kwargs: dict[str, Any] = {
         "logging_level": logging.WARNING,
@@ -60,95 +63,116 @@ def init_ray(runtime: RuntimeConfig, address: str | None = None) -> dict[str, An
         info = ray.init(**kwargs)
         mode = "embedded"
     dashboard = getattr(info, "dashboard_url", None) or None
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    configure_ray_data(runtime)
     return {"mode": mode, "address": target or "local", "dashboard_url": dashboard}
 
 
-class MetricsExporter:
-    """Exports the pipelines' Prometheus metrics from one long-lived actor per pipeline.
+def configure_ray_data(runtime: RuntimeConfig) -> None:
+    """This process's Ray Data settings (they live in the driver, which plans and schedules)."""
+    import ray.data
 
-    A metric's gauges vanish from the node's endpoint when the process that set them exits, so
-    they are set here, in a detached actor that outlives each run, rather than in the run's
-    short-lived workers.
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.op_resource_reservation_enabled = runtime.ray_data_op_reservation
+
+
+class PipelineStats:
+    """One long-lived actor per pipeline: its Prometheus metrics and each run's stage stats.
+
+    Detached, so that the metrics outlive each run (a gauge vanishes from the node's endpoint
+    when the process that set it exits) and a run starts no process of its own. Stage runners
+    report every batch without waiting for the reply: a Ray task blocked in ``ray.get`` hands
+    its CPU back, and Ray starts another task on it (three busy processes on two cores). The
+    driver collects a run's stats once every stage has counted every row (:func:`collect_stats`).
     """
 
     def __init__(self, pipeline: str) -> None:
         self._pipeline = pipeline
+        self._runs: dict[str, dict[str, StageStats]] = {}
+        self._nodes: dict[str, dict[str, set[str]]] = {}
 
-    def stage_batch(self, stage: str, rows_in: int, quarantined: int, seconds: float) -> None:
+    def record(self, run_id: str, batch: list[tuple[str, StageStats]],
+               node_id: str | None = None) -> None:
+        """One batch's stats for each stage of a chain."""
         from privacy_ray import metrics
 
-        metrics.record_stage_batch(self._pipeline, stage, rows_in, quarantined, seconds)
+        stats = self._runs.setdefault(run_id, {})
+        nodes = self._nodes.setdefault(run_id, {})
+        for stage, st in batch:
+            stats.setdefault(stage, StageStats()).add(st)
+            if node_id:
+                nodes.setdefault(stage, set()).add(node_id)
+            metrics.record_stage_batch(self._pipeline, stage, st.rows_in, st.quarantined,
+                                       st.seconds)
 
-    def run(self, summary: dict[str, Any]) -> None:
+    def take(self, run_id: str, stages: list[str], rows: int | None
+             ) -> tuple[dict[str, StageStats], dict[str, list[str]]] | None:
+        """The run's stats and nodes per stage, once each of ``stages`` has counted ``rows``
+        rows, and then forgotten; None while reports are still on their way. ``rows=None``
+        takes whatever has arrived."""
+        stats = self._runs.get(run_id, {})
+        if rows is not None and any(stats.get(s, StageStats()).rows_in < rows for s in stages):
+            return None
+        self._runs.pop(run_id, None)
+        nodes = self._nodes.pop(run_id, {})
+        return stats, {stage: sorted(ids) for stage, ids in nodes.items()}
+
+    def record_run(self, summary: dict[str, Any]) -> None:
         from privacy_ray import metrics
 
         metrics.record_run(self._pipeline, summary)
 
-    def store(self, store: str, per_shard: dict[str, int]) -> None:
+    def record_store(self, store: str, per_shard: dict[str, int]) -> None:
         from privacy_ray import metrics
 
         metrics.record_store(store, per_shard)
 
 
-def metrics_exporter(pipeline: str):  # -> ActorHandle
-    """The pipeline's :class:`MetricsExporter` (created once, then found by name)."""
+def pipeline_stats(pipeline: str):  # -> ActorHandle
+    """The pipeline's :class:`PipelineStats` actor (created once, then found by name)."""
     import ray
 
-    return ray.remote(num_cpus=0)(MetricsExporter).options(
-        name=f"privacy_ray_metrics_{pipeline}", namespace="privacy_ray", lifetime="detached",
+    return ray.remote(num_cpus=0)(PipelineStats).options(
+        name=f"privacy_ray_stats_{pipeline}", namespace="privacy_ray", lifetime="detached",
         get_if_exists=True).remote(pipeline)
 
 
-class StatsCollector:
-    """Accumulates one run's per-stage :class:`StageStats` and the nodes each stage ran on,
-    and forwards every batch to the pipeline's metrics exporter."""
+@dataclass(frozen=True)
+class StatsSink:
+    """Where a run's stage runners report: the pipeline's stats actor and the run's id."""
 
-    def __init__(self, pipeline: str = "main") -> None:
-        self._exporter = metrics_exporter(pipeline)
-        self._stats: dict[str, StageStats] = {}
-        self._nodes: dict[str, set[str]] = {}
+    actor: Any
+    run_id: str
 
-    def record(self, batch: list[tuple[str, StageStats]], node_id: str | None = None) -> None:
-        """One batch's stats for each stage of a chain."""
-        for stage, stats in batch:
-            self._stats.setdefault(stage, StageStats()).add(stats)
-            if node_id:
-                self._nodes.setdefault(stage, set()).add(node_id)
-            self._exporter.stage_batch.remote(stage, stats.rows_in, stats.quarantined,
-                                              stats.seconds)
-
-    def snapshot(self) -> dict[str, StageStats]:
-        return dict(self._stats)
-
-    def nodes(self) -> dict[str, list[str]]:
-        return {stage: sorted(ids) for stage, ids in self._nodes.items()}
-
-    def record_run(self, summary: dict[str, Any]) -> None:
+    def report(self, batch: list[tuple[str, StageStats]]) -> None:
         import ray
 
-        ray.get(self._exporter.run.remote(summary))
-
-    def record_store(self, store: str, per_shard: dict[str, int]) -> None:
-        import ray
-
-        ray.get(self._exporter.store.remote(store, per_shard))
+        self.actor.record.remote(self.run_id, batch, ray.get_runtime_context().get_node_id())
 
 
-def start_stats_collector(pipeline: str = "main"):  # -> ActorHandle
-    """The run's stats actor (lives as long as the run)."""
+def collect_stats(sink: StatsSink, stages: Sequence[str], rows: int,
+                  timeout_s: float = 30.0) -> tuple[dict[str, StageStats], dict[str, list[str]]]:
+    """The run's stage stats once every stage has reported ``rows`` rows (each stage sees every
+    row, quarantined ones included); after ``timeout_s`` whatever arrived, which then fails the
+    run's reconciliation rather than hanging it."""
     import ray
 
-    return ray.remote(num_cpus=0)(StatsCollector).remote(pipeline)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = time.monotonic() >= deadline
+        got = ray.get(sink.actor.take.remote(sink.run_id, list(stages), None if done else rows))
+        if got is not None:
+            return got
+        time.sleep(0.01)
 
 
 class _StageRunner:
     """Runs a chain of stages over a batch and reports their counts; subclassed per chain for
     naming."""
 
-    def __init__(self, stages: tuple[Stage, ...], collector: Any = None) -> None:
+    def __init__(self, stages: tuple[Stage, ...], stats: StatsSink | None = None) -> None:
         self._stages = stages
-        self._collector = collector
+        self._stats = stats
         self._ready = False
 
     def _ensure_setup(self) -> None:
@@ -163,19 +187,16 @@ class _StageRunner:
         for stage in self._stages:
             batch, stats = apply_stage(stage, batch)
             reports.append((stage.name, stats))
-        if self._collector is not None:
-            import ray
-
-            node = ray.get_runtime_context().get_node_id()
-            ray.get(self._collector.record.remote(reports, node))
+        if self._stats is not None:
+            self._stats.report(reports)
         return batch
 
 
 class _ActorStageRunner(_StageRunner):
     """Actor-pool variant: loads the stage's state in the actor's constructor."""
 
-    def __init__(self, stages: tuple[Stage, ...], collector: Any = None) -> None:
-        super().__init__(stages, collector)
+    def __init__(self, stages: tuple[Stage, ...], stats: StatsSink | None = None) -> None:
+        super().__init__(stages, stats)
         self._ensure_setup()
 
 
@@ -264,7 +285,7 @@ def apply(
     ds: ray.data.Dataset,
     stages: Sequence[Stage],
     resources_for: Callable[[str], StageResources],
-    collector: Any = None,
+    stats: StatsSink | None = None,
     source: StageResources | None = None,
 ) -> ray.data.Dataset:
     """Append ``stages`` to ``ds``: each chain (:func:`chains`) as one task, an actor stage as an
@@ -284,12 +305,12 @@ def apply(
                 ds = cut_blocks(ds, resources.batch_size, upstream)
             ds = ds.map_batches(
                 _named(_ActorStageRunner, chain),
-                fn_constructor_kwargs={"stages": chain, "collector": collector},
+                fn_constructor_kwargs={"stages": chain, "stats": stats},
                 compute=ActorPoolStrategy(min_size=resources.min_actors, max_size=max_size),
                 **common,
             )
         else:
-            ds = ds.map_batches(_named(_StageRunner, chain)(chain, collector), **common)
+            ds = ds.map_batches(_named(_StageRunner, chain)(chain, stats), **common)
         upstream = None if chain[0].stateful else resources
     return ds
 

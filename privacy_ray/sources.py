@@ -81,6 +81,15 @@ def _generate_chunk(
     return out.drop(columns=[c for c in ("template_family", "register") if c in out.columns])
 
 
+def even_chunk_rows(n: int, chunk_rows: int) -> int:
+    """Rows per chunk when ``n`` rows are cut into chunks of at most ``chunk_rows``, all of
+    nearly one size: no short last chunk, so the sink's bundles of several chunks come out
+    even and no core waits for a straggler (20,000 rows: ten chunks of 2,000, not nine of
+    2,048 and one of 1,568)."""
+    n_chunks = max(1, -(-n // chunk_rows))
+    return max(1, -(-n // n_chunks))
+
+
 def synthetic_source(
     n: int,
     seed: int,
@@ -98,6 +107,7 @@ def synthetic_source(
     """
     import ray.data
 
+    chunk_rows = even_chunk_rows(n, chunk_rows)
     datasource = _synthetic_datasource(n, seed, options or {}, chunk_rows, kind)
     ds = ray.data.read_datasource(
         datasource, override_num_blocks=datasource.n_chunks, num_cpus=num_cpus

@@ -52,18 +52,20 @@ def test_pipeline_metrics_are_scraped(ray_session, tiny_model_dir, tmp_path):
         "privacy_ray_requests_due_soon": {},
         "privacy_ray_run_records_per_second": {},
     }
+    score = result.to_summary()["quality_score"]
     deadline = time.monotonic() + 90
-    while True:
+    while True:  # Ray exports metrics every few seconds: wait for this run's values
         text = scrape()
         found = {n: value(text, n, pipeline="main", **t) for n, t in expected.items()}
-        if all(v is not None for v in found.values()) or time.monotonic() > deadline:
+        current = found["privacy_ray_data_quality_score"] == pytest.approx(score, abs=0.01)
+        if (all(v is not None for v in found.values()) and current
+                or time.monotonic() > deadline):
             break
         time.sleep(3)
     missing = [n for n, v in found.items() if v is None]
     assert not missing, f"not on the metrics endpoint: {missing}"
     assert found["privacy_ray_records_processed_total"] >= 150
     assert 0 < found["privacy_ray_data_quality_score"] <= 100
-    assert found["privacy_ray_data_quality_score"] == pytest.approx(
-        result.to_summary()["quality_score"], abs=0.01)
+    assert found["privacy_ray_data_quality_score"] == pytest.approx(score, abs=0.01)
     assert 1.0 < found["privacy_ray_embedding_mean_norm"] < 1.6  # two unit halves: ~sqrt(2)
     assert set(expected) <= set(METRICS)

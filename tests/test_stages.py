@@ -181,6 +181,67 @@ def test_consecutive_task_stages_with_equal_resources_form_one_chain():
     assert names == [["validate_raw", "normalize"], ["features"], ["redact"]]
 
 
+def test_run_stats_are_taken_once_every_stage_has_counted_every_row():
+    from privacy_ray.engine import PipelineStats
+    from privacy_ray.stages.base import StageStats
+
+    actor = PipelineStats("test")  # the actor's class, called directly
+    actor.record("run-a", [("normalize", StageStats(rows_in=6, rows_out=6, batches=1)),
+                           ("features", StageStats(rows_in=6, rows_out=6, batches=1))], "node-1")
+    actor.record("run-b", [("normalize", StageStats(rows_in=9, rows_out=9, batches=1))])
+    # run-a has 10 rows: one batch is still on its way
+    assert actor.take("run-a", ["normalize", "features"], 10) is None
+    actor.record("run-a", [("normalize", StageStats(rows_in=4, rows_out=4, quarantined=1)),
+                           ("features", StageStats(rows_in=4, rows_out=4))], "node-2")
+    stats, nodes = actor.take("run-a", ["normalize", "features"], 10)
+    assert stats["normalize"].rows_in == 10 and stats["normalize"].quarantined == 1
+    assert nodes == {"normalize": ["node-1", "node-2"], "features": ["node-1", "node-2"]}
+    # taken runs are forgotten; other runs are untouched; None takes what has arrived
+    assert actor.take("run-a", ["normalize"], 10) is None
+    assert actor.take("run-b", ["normalize", "features"], 9) is None
+    stats, _ = actor.take("run-b", ["normalize", "features"], None)
+    assert set(stats) == {"normalize"} and stats["normalize"].rows_in == 9
+
+
+@pytest.mark.parametrize(("n", "chunk", "expected"),
+                         [(20000, 2048, 2000), (5000, 2048, 1667), (4096, 2048, 2048),
+                          (10, 2048, 10), (1, 2048, 1)])
+def test_synthetic_chunks_come_out_even(n, chunk, expected):
+    from privacy_ray.sources import even_chunk_rows
+
+    rows = even_chunk_rows(n, chunk)
+    assert rows == expected and rows <= chunk
+    n_chunks = -(-n // rows)
+    assert n_chunks == -(-n // chunk)  # as many chunks as before, the last one no runt
+    assert n - (n_chunks - 1) * rows >= rows - n_chunks
+
+
+def test_sink_table_has_one_chunk_and_string_columns_whatever_the_batch_dtypes():
+    import pyarrow as pa
+
+    from privacy_ray.pipelines.sink import _arrow_table
+
+    arrow_text = pd.ArrowDtype(pa.large_string())  # as Ray Data's blocks convert to pandas
+    parts = [pd.DataFrame({"text": pd.array(["a", None], dtype=arrow_text),
+                           "channel": pd.Series(["chat", "email"], dtype="str"),
+                           "note": [None, None],
+                           "n": pd.array([1, 2], dtype=pd.ArrowDtype(pa.int64()))}),
+             pd.DataFrame({"text": pd.array(["b", "c"], dtype=arrow_text),
+                           "channel": pd.Series(["web", None], dtype="str"),
+                           "note": ["x", None],
+                           "n": pd.array([3, 4], dtype=pd.ArrowDtype(pa.int64()))})]
+    table = _arrow_table(pd.concat(parts, ignore_index=True))
+    assert table.schema.field("text").type == pa.string()
+    assert table.schema.field("channel").type == pa.string()
+    assert table.schema.field("note").type == pa.string()
+    assert all(col.num_chunks == 1 for col in table.columns)
+    assert table.to_pydict() == {"text": ["a", None, "b", "c"],
+                                 "channel": ["chat", "email", "web", None],
+                                 "note": [None, None, "x", None], "n": [1, 2, 3, 4]}
+    only_nulls = _arrow_table(pd.DataFrame({"note": [None, None]}))
+    assert only_nulls.schema.field("note").type == pa.string()
+
+
 def test_actor_pools_must_leave_room_for_the_largest_task():
     from privacy_ray.config import Settings
     from privacy_ray.engine import check_fits

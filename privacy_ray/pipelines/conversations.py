@@ -225,7 +225,14 @@ def run_conversations(
     """
     import ray
 
-    from privacy_ray.engine import actor_threads, apply, init_ray, start_stats_collector
+    from privacy_ray.engine import (
+        StatsSink,
+        actor_threads,
+        apply,
+        collect_stats,
+        init_ray,
+        pipeline_stats,
+    )
     from privacy_ray.lineage import (
         LineageEmitter,
         input_dataset,
@@ -264,7 +271,7 @@ def run_conversations(
         if day is not None:
             ds = ds.map_batches(_mark_other_day, batch_format="pandas", num_cpus=cpus,
                                 fn_kwargs={"day": day})
-        collector = start_stats_collector("conversations")
+        stats_sink = StatsSink(pipeline_stats("conversations"), folder.run_id)
         bundle_ref = ray.put(bundle)
         embed_res = settings.resources_for("embed")
         stages: list[Stage] = [
@@ -274,10 +281,10 @@ def run_conversations(
         ]
         text_res = settings.resources_for("normalize")
         resources = {s.name: embed_res if s.stateful else text_res for s in stages}
-        ds = apply(ds, stages, resources.__getitem__, collector,
+        ds = apply(ds, stages, resources.__getitem__, stats_sink,
                    source=settings.resources_for("read"))
         done = ds.materialize()
-        stage_stats = ray.get(collector.snapshot.remote())
+        stage_stats, _nodes = collect_stats(stats_sink, [s.name for s in stages], done.count())
         rows_in = stage_stats.get(stages[0].name, StageStats()).rows_in
         counts = _write_quarantine(done, folder)
         good = (done.map_batches(_only_good, batch_format="pandas", num_cpus=cpus)
@@ -319,9 +326,9 @@ def run_conversations(
         output_dataset(f"{folder.uri}/quarantine", row_count=counts["quarantined"])])
     lineage.close()
     folder.mark(complete=True)
-    ray.get(collector.record_run.remote(summary))
+    ray.get(stats_sink.actor.record_run.remote(summary))
     if store_summary.get("per_shard"):
-        ray.get(collector.record_store.remote(
+        ray.get(stats_sink.actor.record_store.remote(
             store_path, {shard: e["count"] for shard, e in store_summary["per_shard"].items()}))
     return summary
 

@@ -245,13 +245,13 @@ def _execute(
     """Stream the stages, then reconcile counts and run the quality gates."""
     import ray
 
-    from privacy_ray.engine import apply, start_stats_collector
+    from privacy_ray.engine import StatsSink, apply, collect_stats, pipeline_stats
     from privacy_ray.pipelines.sink import combine_counts, write_batch
 
     bundle_ref = ray.put(bundle) if bundle is not None else None
     stages = build_stages(settings, bundle_ref, gx)
-    collector = start_stats_collector()
-    ds = apply(ds, stages, settings.resources_for, collector,
+    stats_sink = StatsSink(pipeline_stats("main"), folder.run_id)
+    ds = apply(ds, stages, settings.resources_for, stats_sink,
                source=settings.resources_for("read"))
     ds = ds.map_batches(
         write_batch,
@@ -264,11 +264,16 @@ def _execute(
             "keep_original_text": settings.pipeline.keep_original_text,
         },
     )
-    count_rows = ds.take_all()
+    try:
+        count_rows = ds.take_all()
+    except BaseException:
+        stats_sink.actor.take.remote(stats_sink.run_id, [], None)  # drop the partial stats
+        raise
     seconds = time.perf_counter() - started
-    stage_stats = ray.get(collector.snapshot.remote())
-    ordered = {s.name: stage_stats.get(s.name, StageStats()) for s in stages}
     counts = combine_counts(count_rows)
+    stage_stats, nodes = collect_stats(stats_sink, [s.name for s in stages],
+                                       counts["rows_out"] + counts["rows_quarantined"])
+    ordered = {s.name: stage_stats.get(s.name, StageStats()) for s in stages}
     first = ordered[stages[0].name] if stages else StageStats()
     rows_in = first.rows_in if stages else counts["rows_out"] + counts["rows_quarantined"]
     result = RunResult(
@@ -290,7 +295,7 @@ def _execute(
         "stats.json",
         {
             "stages": {k: asdict(v) for k, v in ordered.items()},
-            "nodes": ray.get(collector.nodes.remote()),
+            "nodes": nodes,
             "ray_data_stats": _safe_stats(ds),
         },
     )
@@ -309,7 +314,7 @@ def _execute(
     gate_error = _assess_quality(settings, result, ordered, gx, folder)
     result.complete = gate_error is None
     folder.write_json("summary.json", result.to_summary())
-    ray.get(collector.record_run.remote(result.to_summary()))
+    ray.get(stats_sink.actor.record_run.remote(result.to_summary()))
     if gate_error is not None:
         raise gate_error
     folder.mark(complete=True)
