@@ -149,6 +149,10 @@ class StatsSink:
 
         self.actor.record.remote(self.run_id, batch, ray.get_runtime_context().get_node_id())
 
+    def discard(self) -> None:
+        """Drop a failed run's partial stats from the long-lived actor."""
+        self.actor.take.remote(self.run_id, [], None)
+
 
 def collect_stats(sink: StatsSink, stages: Sequence[str], rows: int,
                   timeout_s: float = 30.0) -> tuple[dict[str, StageStats], dict[str, list[str]]]:

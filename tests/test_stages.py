@@ -203,6 +203,23 @@ def test_run_stats_are_taken_once_every_stage_has_counted_every_row():
     assert set(stats) == {"normalize"} and stats["normalize"].rows_in == 9
 
 
+@pytest.mark.parametrize("reserve", [False, True])
+def test_ray_data_operator_reservation_follows_the_config(reserve):
+    import ray.data
+
+    from privacy_ray.config import RuntimeConfig
+    from privacy_ray.engine import configure_ray_data
+
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.op_resource_reservation_enabled
+    try:
+        configure_ray_data(RuntimeConfig(ray_data_op_reservation=reserve))
+        assert ctx.op_resource_reservation_enabled is reserve
+        assert ctx.enable_progress_bars is False
+    finally:
+        ctx.op_resource_reservation_enabled = before
+
+
 @pytest.mark.parametrize(("n", "chunk", "expected"),
                          [(20000, 2048, 2000), (5000, 2048, 1667), (4096, 2048, 2048),
                           (10, 2048, 10), (1, 2048, 1)])

@@ -267,15 +267,15 @@ def _execute(
     try:
         count_rows = ds.take_all()
     except BaseException:
-        stats_sink.actor.take.remote(stats_sink.run_id, [], None)  # drop the partial stats
+        stats_sink.discard()
         raise
     seconds = time.perf_counter() - started
     counts = combine_counts(count_rows)
-    stage_stats, nodes = collect_stats(stats_sink, [s.name for s in stages],
-                                       counts["rows_out"] + counts["rows_quarantined"])
+    written = counts["rows_out"] + counts["rows_quarantined"]
+    stage_stats, nodes = collect_stats(stats_sink, [s.name for s in stages], written)
     ordered = {s.name: stage_stats.get(s.name, StageStats()) for s in stages}
     first = ordered[stages[0].name] if stages else StageStats()
-    rows_in = first.rows_in if stages else counts["rows_out"] + counts["rows_quarantined"]
+    rows_in = first.rows_in if stages else written
     result = RunResult(
         run_id=folder.run_id,
         run_dir=folder.uri,
