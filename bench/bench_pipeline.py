@@ -12,6 +12,8 @@ model or a heap:
     python bench/bench_pipeline.py encode --texts /tmp/texts.parquet --sample 3000 \\
         --threads all,1 --out /tmp/e.json
     python bench/bench_pipeline.py loop --n 20000 --stages validate_raw,normalize,features,redact \\
+        --procs 2 --out /tmp/l2.json
+    python bench/bench_pipeline.py loop --n 20000 --stages validate_raw,normalize,features,redact \\
         --out /tmp/l.json
 
 ``pipeline`` runs :func:`privacy_ray.pipelines.main.run_pipeline` on generated messages with
@@ -361,87 +363,147 @@ def _generator_options(settings: Any) -> dict[str, Any]:
     }
 
 
-def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
-    """The no-Ray baseline: generator chunks of ``read.batch_size`` rows -> stages (same
-    objects, same batch sizes) -> ``write_batch`` once ``write.batch_size`` rows have gathered,
-    one batch after another in this process."""
-    import pandas as pd
+class _LoopPart:
+    """One process's share of the no-Ray baseline: generator chunks ``part``, ``part + procs``,
+    ... of ``read.batch_size`` rows -> stages (same objects, same batch sizes) ->
+    ``write_batch`` once ``write.batch_size`` rows have gathered, one batch after another.
+    Built (imports, stages, run folder) before the clock starts, as Ray's workers are warm."""
 
-    from privacy_ray.pipelines.main import build_stages
-    from privacy_ray.pipelines.sink import write_batch
-    from privacy_ray.runs import RunFolder
-    from privacy_ray.sources import _generate_chunk, even_chunk_rows
-    from privacy_ray.stages.base import apply_stage
+    def __init__(self, n: int, stages: str, sets: list[str], part: int = 0,
+                 procs: int = 1) -> None:
+        from privacy_ray.pipelines.main import build_stages
+        from privacy_ray.runs import RunFolder
+        from privacy_ray.sources import _generate_chunk, even_chunk_rows
 
-    stages_cfg = args.stages.split(",")
-    if any(s in MODEL_STAGES for s in stages_cfg):
-        msg = "the loop baseline covers the text stages only; drop embed/classify from --stages"
-        raise SystemExit(msg)
-    settings = _settings({"pipeline.stages": stages_cfg, "pipeline.n_messages": args.n,
-                          "quality.enabled": False, **_set_overrides(args.set)}).settings
-    stages = build_stages(settings)
-    options = _generator_options(settings)
-    chunk_rows = even_chunk_rows(args.n, settings.resources_for("read").batch_size)
-    chunk_kwargs: dict[str, Any] = {
-        "seed": settings.pipeline.seed,
-        "chunk_rows": chunk_rows,
-        "n_total": args.n,
-        "options": options,
-    }
-    if "kind" in inspect.signature(_generate_chunk).parameters:
-        chunk_kwargs["kind"] = "messages"
-    output_dir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
-    folder = RunFolder.create(str(output_dir))
-    write_rows = settings.resources_for("write").batch_size
-    n_chunks = max(1, -(-args.n // chunk_rows))
-    seconds = {"generate": 0.0, **{s.name: 0.0 for s in stages}, "write": 0.0}
-    rows_out = quarantined = 0
-    pending: list[pd.DataFrame] = []  # processed rows waiting for a full write batch
+        stages_cfg = stages.split(",")
+        if any(s in MODEL_STAGES for s in stages_cfg):
+            msg = ("the loop baseline covers the text stages only; drop embed/classify from "
+                   "--stages")
+            raise SystemExit(msg)
+        self.settings = _settings({"pipeline.stages": stages_cfg, "pipeline.n_messages": n,
+                                   "quality.enabled": False, **_set_overrides(sets)}).settings
+        self.stages = build_stages(self.settings)
+        chunk_rows = even_chunk_rows(n, self.settings.resources_for("read").batch_size)
+        self.chunk_kwargs: dict[str, Any] = {
+            "seed": self.settings.pipeline.seed,
+            "chunk_rows": chunk_rows,
+            "n_total": n,
+            "options": _generator_options(self.settings),
+        }
+        if "kind" in inspect.signature(_generate_chunk).parameters:
+            self.chunk_kwargs["kind"] = "messages"
+        self.chunks = list(range(part, max(1, -(-n // chunk_rows)), procs))
+        self.output_dir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
+        self.folder = RunFolder.create(str(self.output_dir))
 
-    def write(frames: list[pd.DataFrame]) -> None:
-        nonlocal rows_out, quarantined
-        t0 = time.perf_counter()
-        counts = write_batch(
-            pd.concat(frames, ignore_index=True),
-            run_uri=folder.uri,
-            partition_by_date=settings.pipeline.partition_by_date,
-            keep_original_text=settings.pipeline.keep_original_text,
-        )
-        rows_out += int(counts["rows_out"].sum())
-        quarantined += int(counts["rows_quarantined"].sum())
-        seconds["write"] += time.perf_counter() - t0
+    def run(self) -> dict[str, Any]:
+        """Process this part's chunks; wall and CPU seconds, counts, seconds per step."""
+        import pandas as pd
 
-    t_start = time.perf_counter()
-    c_start = time.process_time()
-    for chunk in range(n_chunks):
-        t0 = time.perf_counter()
-        df = _generate_chunk({"id": [chunk]}, **chunk_kwargs)
-        seconds["generate"] += time.perf_counter() - t0
-        for stage in stages:
+        from privacy_ray.pipelines.sink import write_batch
+        from privacy_ray.sources import _generate_chunk
+        from privacy_ray.stages.base import apply_stage
+
+        settings = self.settings
+        write_rows = settings.resources_for("write").batch_size
+        seconds = {"generate": 0.0, **{s.name: 0.0 for s in self.stages}, "write": 0.0}
+        rows_out = quarantined = 0
+        pending: list[pd.DataFrame] = []  # processed rows waiting for a full write batch
+
+        def write(frames: list[pd.DataFrame]) -> None:
+            nonlocal rows_out, quarantined
             t0 = time.perf_counter()
-            size = settings.resources_for(stage.name).batch_size
-            parts = [apply_stage(stage, df.iloc[i : i + size])[0] for i in range(0, len(df), size)]
-            df = pd.concat(parts, ignore_index=True)
-            seconds[stage.name] += time.perf_counter() - t0
-        pending.append(df)
-        if sum(len(f) for f in pending) >= write_rows:  # Ray Data bundles blocks the same way
+            counts = write_batch(
+                pd.concat(frames, ignore_index=True),
+                run_uri=self.folder.uri,
+                partition_by_date=settings.pipeline.partition_by_date,
+                keep_original_text=settings.pipeline.keep_original_text,
+            )
+            rows_out += int(counts["rows_out"].sum())
+            quarantined += int(counts["rows_quarantined"].sum())
+            seconds["write"] += time.perf_counter() - t0
+
+        t_start = time.perf_counter()
+        c_start = time.process_time()
+        for chunk in self.chunks:
+            t0 = time.perf_counter()
+            df = _generate_chunk({"id": [chunk]}, **self.chunk_kwargs)
+            seconds["generate"] += time.perf_counter() - t0
+            for stage in self.stages:
+                t0 = time.perf_counter()
+                size = settings.resources_for(stage.name).batch_size
+                parts = [apply_stage(stage, df.iloc[i : i + size])[0]
+                         for i in range(0, len(df), size)]
+                df = pd.concat(parts, ignore_index=True)
+                seconds[stage.name] += time.perf_counter() - t0
+            pending.append(df)
+            if sum(len(f) for f in pending) >= write_rows:  # Ray Data bundles blocks the same way
+                write(pending)
+                pending = []
+        if pending:
             write(pending)
-            pending = []
-    if pending:
-        write(pending)
-    wall = time.perf_counter() - t_start
-    cpu = time.process_time() - c_start
-    shutil.rmtree(output_dir, ignore_errors=True)
+        ended = time.perf_counter()
+        shutil.rmtree(self.output_dir, ignore_errors=True)
+        return {
+            "started": t_start,
+            "ended": ended,
+            "cpu_seconds": time.process_time() - c_start,
+            "records_out": rows_out,
+            "records_quarantined": quarantined,
+            "seconds_by_step": seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+def _loop_child(n: int, stages: str, sets: list[str], part: int, procs: int,
+                barrier: Any, results: Any) -> None:
+    """A spawned process of ``loop --procs``: set up, wait for every process, run its part."""
+    loop = _LoopPart(n, stages, sets, part, procs)
+    barrier.wait()
+    results.put(loop.run())
+
+
+def cmd_loop(args: argparse.Namespace) -> dict[str, Any]:
+    """The no-Ray baseline, in one process or, with ``--procs P``, in P processes side by
+    side, each over every P-th chunk: the rate per core with every core busy, as Ray's are.
+
+    The P processes are started and set up first, then released together; the wall time runs
+    from the release to the last one's end."""
+    procs = max(1, args.procs)
+    if procs == 1:
+        parts = [_LoopPart(args.n, args.stages, args.set).run()]
+        released = parts[0]["started"]
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        barrier, results = ctx.Barrier(procs + 1), ctx.Queue()
+        children = [ctx.Process(target=_loop_child,
+                                args=(args.n, args.stages, args.set, part, procs, barrier,
+                                      results))
+                    for part in range(procs)]
+        for child in children:
+            child.start()
+        barrier.wait()
+        released = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
+        parts = [results.get(timeout=3600) for _ in children]
+        for child in children:
+            child.join()
+    wall = max(p["ended"] for p in parts) - released
+    steps = parts[0]["seconds_by_step"]
     return {
         "n_messages": args.n,
-        "stages_configured": stages_cfg,
-        "records_out": rows_out,
-        "records_quarantined": quarantined,
+        "stages_configured": args.stages.split(","),
+        "processes": procs,
+        "records_out": sum(p["records_out"] for p in parts),
+        "records_quarantined": sum(p["records_quarantined"] for p in parts),
         "wall_s": round(wall, 3),
-        "cpu_seconds": round(cpu, 2),
+        "cpu_seconds": round(sum(p["cpu_seconds"] for p in parts), 2),
         "records_per_s": round(args.n / wall, 2),
-        "seconds_by_step": {k: round(v, 3) for k, v in seconds.items()},
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "records_per_s_per_core": round(args.n / wall / procs, 2),
+        "seconds_by_step": {k: round(sum(p["seconds_by_step"][k] for p in parts), 3)
+                            for k in steps},
+        "peak_rss_mb": round(max(p["peak_rss_mb"] for p in parts), 1),
         "load_average_after": load_average(),
     }
 
@@ -493,6 +555,9 @@ def parser() -> argparse.ArgumentParser:
     lp.add_argument("--stages", default=",".join(TEXT_STAGES))
     lp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="config override, as for pipeline (repeatable)")
+    lp.add_argument("--procs", type=int, default=1,
+                    help="run the loop in this many processes side by side, each over every "
+                    "P-th chunk (the per-core rate with every core busy)")
     lp.add_argument("--out", required=True, type=Path)
     return ap
 
