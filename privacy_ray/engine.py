@@ -86,6 +86,11 @@ class PipelineStats:
     driver collects a run's stats once every stage has counted every row (:func:`collect_stats`).
     """
 
+    #: Runs whose stats are kept until taken. A driver that dies mid-run never takes its run's
+    #: stats, and reports can still arrive after a timed-out take: past this many runs the
+    #: oldest are dropped, so the long-lived actor does not grow with every such run.
+    MAX_OPEN_RUNS = 64
+
     def __init__(self, pipeline: str) -> None:
         self._pipeline = pipeline
         self._runs: dict[str, dict[str, StageStats]] = {}
@@ -96,6 +101,10 @@ class PipelineStats:
         """One batch's stats for each stage of a chain."""
         from privacy_ray import metrics
 
+        if run_id not in self._runs:
+            for stale in list(self._runs)[: max(0, len(self._runs) - self.MAX_OPEN_RUNS + 1)]:
+                self._runs.pop(stale)
+                self._nodes.pop(stale, None)
         stats = self._runs.setdefault(run_id, {})
         nodes = self._nodes.setdefault(run_id, {})
         for stage, st in batch:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -40,6 +41,10 @@ def test_conversations_upsert_is_idempotent_and_searchable(ray_session, tiny_mod
     first = run(*common)
     assert first["records_in"] == 40 and first["reconciled"]
     assert first["upserted"] == 40 and first["store_count"] == 40
+    stats = json.loads((Path(first["run_dir"]) / "stats.json").read_text())
+    assert {s: st["rows_in"] for s, st in stats["stages"].items()} == {
+        "validate_conversations": 40, "flatten": 40, "embed_classify": 40}
+    assert all(len(ids) >= 1 for ids in stats["nodes"].values())  # where each stage ran
     second = run(*common)
     assert second["store_count"] == 40  # upsert by conversation_id: nothing duplicated
     assert second["store_version"] > first["store_version"]

@@ -203,6 +203,19 @@ def test_run_stats_are_taken_once_every_stage_has_counted_every_row():
     assert set(stats) == {"normalize"} and stats["normalize"].rows_in == 9
 
 
+def test_stats_actor_forgets_the_oldest_runs_nobody_took():
+    from privacy_ray.engine import PipelineStats
+    from privacy_ray.stages.base import StageStats
+
+    actor = PipelineStats("test")
+    for i in range(PipelineStats.MAX_OPEN_RUNS + 3):  # drivers that died before taking
+        actor.record(f"run-{i}", [("normalize", StageStats(rows_in=1))], "node-1")
+    assert len(actor._runs) == len(actor._nodes) == PipelineStats.MAX_OPEN_RUNS
+    assert actor.take("run-0", ["normalize"], None) == ({}, {})  # the oldest went first
+    last = f"run-{PipelineStats.MAX_OPEN_RUNS + 2}"
+    assert actor.take(last, ["normalize"], 1)[0]["normalize"].rows_in == 1
+
+
 @pytest.mark.parametrize("reserve", [False, True])
 def test_ray_data_operator_reservation_follows_the_config(reserve):
     import ray.data

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 import numpy as np
@@ -267,11 +268,11 @@ def run_conversations(
     lineage.start(folder.run_id, inputs=[input_dataset(source_uri)], run_dir=folder.uri,
                   description="daily conversations pipeline into the sharded vector store")
     say(f"conversations run {folder.run_id}: reading {source_uri}")
+    stats_sink = StatsSink(pipeline_stats("conversations"), folder.run_id)
     try:
         if day is not None:
             ds = ds.map_batches(_mark_other_day, batch_format="pandas", num_cpus=cpus,
                                 fn_kwargs={"day": day})
-        stats_sink = StatsSink(pipeline_stats("conversations"), folder.run_id)
         bundle_ref = ray.put(bundle)
         embed_res = settings.resources_for("embed")
         stages: list[Stage] = [
@@ -284,7 +285,9 @@ def run_conversations(
         ds = apply(ds, stages, resources.__getitem__, stats_sink,
                    source=settings.resources_for("read"))
         done = ds.materialize()
-        stage_stats, _nodes = collect_stats(stats_sink, [s.name for s in stages], done.count())
+        stage_stats, nodes = collect_stats(stats_sink, [s.name for s in stages], done.count())
+        folder.write_json("stats.json", {"stages": {k: asdict(v) for k, v in stage_stats.items()},
+                                         "nodes": nodes})
         rows_in = stage_stats.get(stages[0].name, StageStats()).rows_in
         counts = _write_quarantine(done, folder)
         good = (done.map_batches(_only_good, batch_format="pandas", num_cpus=cpus)
@@ -316,6 +319,7 @@ def run_conversations(
                 f"{counts['good']} + quarantined {counts['quarantined']} + skipped "
                 f"{counts['skipped']}")
     except BaseException as e:
+        stats_sink.discard()  # a no-op once collect_stats took them
         folder.mark(complete=False)
         lineage.fail(e)
         lineage.close()
