@@ -152,7 +152,9 @@ def load_feature_samples(run_uri: str, columns: Sequence[str], max_rows: int = 5
     for file, rows in zip(files, counts, strict=True):
         lo, hi = np.searchsorted(idx, [offset, offset + rows]) if idx is not None else (0, rows)
         if hi > lo:
-            table = pq.read_table(file, columns=present, filesystem=fs)
+            # ParquetFile, not pq.read_table: that builds a one-file dataset per call, which
+            # took twice as long over a 20k-message run's ~340 small files
+            table = pq.ParquetFile(file, filesystem=fs).read(columns=present)
             if idx is not None:
                 table = table.take(idx[lo:hi] - offset)
             for name in present:
