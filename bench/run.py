@@ -630,7 +630,9 @@ def build_sizing(m: dict[str, Any], cpus: int) -> dict[str, Any]:
     # one embed actor's rate over the cores its torch threads use
     embed_core = ratio(pve.get("embed_actor_records_per_s"),
                        pve.get("embed_actor_torch_threads") or 1)
-    text_core = text.get("ray_records_per_s_per_core")
+    # steady state: a run's start-up (ray_start_up_seconds) is paid once, whatever its size
+    text_core = text.get("warm_ray_records_per_s_per_core") or text.get(
+        "ray_records_per_s_per_core")
     pipe_core = ratio(pve.get("pipeline_records_per_s"), cpus)
     cost = None
     if embed_core and text_core:
@@ -656,10 +658,10 @@ def build_sizing(m: dict[str, Any], cpus: int) -> dict[str, Any]:
         "method": (
             "CPU workers: a record costs about 1/embed_rate + 1/text_rate core-seconds "
             "(embedding stage rate over its actor's torch threads, text stages through Ray per "
-            "core, "
-            "both measured above; classify, validation and the sink are small next to them, "
-            "see the stage breakdown). Cores needed for N records in T seconds = N / T x "
-            "core_seconds_per_record / utilisation; give the embed stage "
+            "core with the run's workers started (the start-up, ray_start_up_seconds, is paid "
+            "once per run), both measured above; classify, validation and the sink are small "
+            "next to them, see the stage breakdown). Cores needed for N records in T seconds "
+            "= N / T x core_seconds_per_record / utilisation; give the embed stage "
             "ceil(N / T / embed_rate) actors (embed.min_actors/max_actors, one core each) and "
             "the rest to the text stages. Check the projection against the measured scaling "
             "efficiency on one node and re-measure on the target node type (cores differ in "

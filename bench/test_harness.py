@@ -98,6 +98,9 @@ def test_text_summary_overhead_is_extra_core_seconds_per_record():
     assert summary["features_redaction_ray_overhead_warm_all_cores_pct"] == pytest.approx(2.4)
     assert harness.meets("features_redaction_ray_overhead_warm_all_cores_pct", 2.4) is True
     assert harness.meets("features_redaction_ray_overhead_warm_all_cores_pct", 25.1) is False
+    # sizing takes the steady-state rate: a run's start-up is paid once, not per record
+    sizing = harness.build_sizing({"features_redaction": text}, cpus=2)
+    assert sizing["records_per_s_per_core"]["text_stages"] == pytest.approx(312.5)
     assert scaling["speedup"] == pytest.approx(2.0)
     assert scaling["efficiency"] == pytest.approx(1.0)
 

@@ -491,7 +491,7 @@ def _sizing_lines(result: dict[str, Any], gpu: tuple[str, dict[str, Any]] | None
                      f"torch rate x the measured int8 speedup ({_num(speedup)}x) |")
     lines += [
         f"| text stages (validate, normalize, features, redact) | {_num(text)} | through Ray, "
-        "quality off |",
+        "quality off, the run's workers started (their start-up is paid once per run) |",
         "",
         f"Scaling from 1 to 2 CPUs on this machine: efficiency "
         f"{_num(sizing.get('scaling_efficiency_measured'))} (a 2-core machine shared with "
