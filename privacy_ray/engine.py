@@ -163,6 +163,14 @@ class StatsSink:
         self.actor.take.remote(self.run_id, [], None)
 
 
+def stats_document(stages: dict[str, StageStats], nodes: dict[str, list[str]],
+                   **extra: Any) -> dict[str, Any]:
+    """A run's ``stats.json``: counts and timings per stage, the nodes each stage ran on."""
+    from dataclasses import asdict
+
+    return {"stages": {name: asdict(st) for name, st in stages.items()}, "nodes": nodes, **extra}
+
+
 def collect_stats(sink: StatsSink, stages: Sequence[str], rows: int,
                   timeout_s: float = 30.0) -> tuple[dict[str, StageStats], dict[str, list[str]]]:
     """The run's stage stats once every stage has reported ``rows`` rows (each stage sees every

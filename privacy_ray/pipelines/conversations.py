@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any, ClassVar
 
 import numpy as np
@@ -233,6 +232,7 @@ def run_conversations(
         collect_stats,
         init_ray,
         pipeline_stats,
+        stats_document,
     )
     from privacy_ray.lineage import (
         LineageEmitter,
@@ -263,12 +263,12 @@ def run_conversations(
     ds, source_uri = conversation_source(settings, input_path, n, seed, cpus)
     folder = RunFolder.create(join(settings.pipeline.output_dir, "conversations"))
     folder.write_text("config.yaml", dump_yaml(settings))
+    stats_sink = StatsSink(pipeline_stats("conversations"), folder.run_id)
     lineage = LineageEmitter(settings.lineage.model_copy(
         update={"job_name": "daily_conversations_pipeline"}), folder.uri)
     lineage.start(folder.run_id, inputs=[input_dataset(source_uri)], run_dir=folder.uri,
                   description="daily conversations pipeline into the sharded vector store")
     say(f"conversations run {folder.run_id}: reading {source_uri}")
-    stats_sink = StatsSink(pipeline_stats("conversations"), folder.run_id)
     try:
         if day is not None:
             ds = ds.map_batches(_mark_other_day, batch_format="pandas", num_cpus=cpus,
@@ -286,8 +286,7 @@ def run_conversations(
                    source=settings.resources_for("read"))
         done = ds.materialize()
         stage_stats, nodes = collect_stats(stats_sink, [s.name for s in stages], done.count())
-        folder.write_json("stats.json", {"stages": {k: asdict(v) for k, v in stage_stats.items()},
-                                         "nodes": nodes})
+        folder.write_json("stats.json", stats_document(stage_stats, nodes))
         rows_in = stage_stats.get(stages[0].name, StageStats()).rows_in
         counts = _write_quarantine(done, folder)
         good = (done.map_batches(_only_good, batch_format="pandas", num_cpus=cpus)

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from privacy_ray.config import ResolvedConfig, Settings, dump_yaml
@@ -245,7 +245,13 @@ def _execute(
     """Stream the stages, then reconcile counts and run the quality gates."""
     import ray
 
-    from privacy_ray.engine import StatsSink, apply, collect_stats, pipeline_stats
+    from privacy_ray.engine import (
+        StatsSink,
+        apply,
+        collect_stats,
+        pipeline_stats,
+        stats_document,
+    )
     from privacy_ray.pipelines.sink import combine_counts, write_batch
 
     bundle_ref = ray.put(bundle) if bundle is not None else None
@@ -291,14 +297,8 @@ def _execute(
     emb = _embedding_stats(ordered)
     if emb:
         result.extra["embedding_quality"] = emb
-    folder.write_json(
-        "stats.json",
-        {
-            "stages": {k: asdict(v) for k, v in ordered.items()},
-            "nodes": nodes,
-            "ray_data_stats": _safe_stats(ds),
-        },
-    )
+    folder.write_json("stats.json",
+                      stats_document(ordered, nodes, ray_data_stats=_safe_stats(ds)))
     reconciled = rows_in == result.rows_out + result.rows_quarantined and (
         source.expected_rows is None or source.expected_rows == rows_in
     )
